@@ -1,0 +1,1 @@
+"""Trajectory storage, goal samplers and (later) dataset loaders."""

@@ -1,0 +1,421 @@
+"""Online training: vectorised collection and jitted learning, alternating at a fixed update-to-data ratio.
+
+One run reads top to bottom in ``train``: build env, store and agent; then repeat {collect one episode in each of
+the N envs, insert it, run the updates owed} with evaluations and checkpoints at episode boundaries, so a resumed
+run continues exactly where its checkpoint was taken.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from crl.agents import AGENTS, get_agent
+from crl.agents import common
+from crl.agents.crl import CRLConfig
+from crl.agents.gcbc import GCBCConfig
+from crl.data.store import EpisodeRing, GoalSampler
+from crl.envs import make_vec_env
+from crl.envs.base import VecGoalEnv
+from crl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from crl.train.io import read_json, write_json_atomic
+from crl.train.logger import RunLogger, WandbSettings
+from crl.types import EnvSpec
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run (the message names the field)."""
+
+
+class DivergenceError(RuntimeError):
+    """A non-finite loss; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One online training run."""
+
+    env: str = "point_FourRooms"
+    """Environment name (see `crl envs`)."""
+    agent: Literal["crl", "gcbc"] = "crl"
+    """Agent: crl or gcbc."""
+    steps: int = 200_000
+    """Total environment steps (summed over the parallel envs)."""
+    seed: int = 0
+    """Random seed (network init, sampling, envs)."""
+    run_dir: Path | None = None
+    """Output directory; default runs/{env}_{agent}_s{seed}_{time}."""
+    force: bool = False
+    """Overwrite an existing run directory."""
+    num_envs: int = 4
+    """Parallel environments stepped in lock-step (the paper uses 4 actors)."""
+    warmup_steps: int = 10_000
+    """Uniform-random actions, and no learning, until this many env steps are stored."""
+    updates_per_step: float = 1.0
+    """Update-to-data ratio: gradient steps per environment step (the paper: one batch-256 step per env step)."""
+    updates_per_call: int = 64
+    """Gradient steps scanned inside one jitted call (a speed knob, not the UTD ratio)."""
+    buffer_size: int = 1_000_000
+    """Replay capacity in transitions (FIFO over whole episodes)."""
+    eval_every: int = 10_000
+    """Evaluate (and checkpoint) every this many env steps."""
+    eval_episodes: int = 100
+    """Evaluation episodes (deterministic policy, all run in parallel)."""
+    checkpoints_kept: int = 2
+    """How many checkpoints to keep in run_dir/checkpoints."""
+    log_every: int = 1_000
+    """Write training metrics to TensorBoard every this many gradient steps."""
+    tensorboard: bool = True
+    """Write TensorBoard event files into the run directory."""
+    wandb_project: str | None = None
+    """Log to Weights & Biases under this project (None = off)."""
+    wandb_mode: Literal["online", "offline"] = "offline"
+    """W&B mode; offline writes run_dir/wandb for a later `wandb sync`."""
+    progress: bool = True
+    """Show a progress bar on stderr."""
+    crl: CRLConfig = field(default_factory=CRLConfig)
+    """CRL hyperparameters (used when agent=crl)."""
+    gcbc: GCBCConfig = field(default_factory=GCBCConfig)
+    """GCBC hyperparameters (used when agent=gcbc)."""
+
+    @property
+    def agent_config(self):
+        return getattr(self, self.agent)
+
+
+def validate(cfg: TrainConfig, env: VecGoalEnv | None = None) -> None:
+    """Raises ConfigError naming the first impossible field."""
+    if cfg.agent not in AGENTS:
+        raise ConfigError(f"unknown agent {cfg.agent!r}; known agents: {', '.join(AGENTS)}")
+    acfg = cfg.agent_config
+    checks = [
+        (cfg.steps > 0, f"steps must be > 0, got {cfg.steps}"),
+        (cfg.num_envs > 0, f"num_envs must be > 0, got {cfg.num_envs}"),
+        (cfg.warmup_steps >= 0, f"warmup_steps must be >= 0, got {cfg.warmup_steps}"),
+        (cfg.updates_per_step > 0, f"updates_per_step must be > 0, got {cfg.updates_per_step}"),
+        (cfg.updates_per_call > 0, f"updates_per_call must be > 0, got {cfg.updates_per_call}"),
+        (cfg.eval_every > 0, f"eval_every must be > 0, got {cfg.eval_every}"),
+        (cfg.eval_episodes > 0, f"eval_episodes must be > 0, got {cfg.eval_episodes}"),
+        (cfg.checkpoints_kept > 0, f"checkpoints_kept must be > 0, got {cfg.checkpoints_kept}"),
+        (cfg.log_every > 0, f"log_every must be > 0, got {cfg.log_every}"),
+        (
+            acfg.batch_size <= cfg.buffer_size,
+            f"batch_size ({acfg.batch_size}) is larger than the buffer (buffer_size={cfg.buffer_size})",
+        ),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(msg)
+    try:
+        acfg.validate()
+    except ValueError as e:
+        raise ConfigError(f"{cfg.agent}: {e}") from None
+    if env is not None and cfg.buffer_size < cfg.num_envs * env.horizon:
+        raise ConfigError(
+            f"buffer_size ({cfg.buffer_size}) must hold one episode per env: >= num_envs*horizon = "
+            f"{cfg.num_envs * env.horizon}"
+        )
+
+
+def env_spec(env: VecGoalEnv) -> EnvSpec:
+    """The shapes an agent needs from an env."""
+    return EnvSpec(env.obs_dim, env.goal_dim, env.act_dim, env.goal_start, env.goal_end)
+
+
+def config_to_dict(cfg: TrainConfig) -> dict:
+    """The resolved config as written to config.json (only the chosen agent's section)."""
+    d = dataclasses.asdict(cfg)
+    for name in AGENTS:
+        if name != cfg.agent:
+            d.pop(name)
+    d["run_dir"] = str(cfg.run_dir) if cfg.run_dir is not None else None
+    return d
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    """Inverse of ``config_to_dict`` (tuples restored from JSON lists)."""
+    d = dict(d)
+    agent_sections = {}
+    for name, agent in AGENTS.items():
+        if name in d:
+            section = {k: tuple(v) if isinstance(v, list) else v for k, v in d.pop(name).items()}
+            agent_sections[name] = agent.config_cls(**section)
+    d["run_dir"] = Path(d["run_dir"]) if d.get("run_dir") else None
+    return TrainConfig(**d, **agent_sections)
+
+
+class Learner:
+    """Jitted functions of one (agent, env) pair: K scanned updates with in-jit sampling, and the policy."""
+
+    def __init__(self, cfg: TrainConfig, spec: EnvSpec):
+        self.agent = get_agent(cfg.agent)
+        self.acfg = cfg.agent_config
+        self.spec = spec
+        self.actor = self.agent.make_actor(self.acfg, spec)
+        sampler = GoalSampler(self.acfg.discount)
+        update = partial(self.agent.update, cfg=self.acfg, spec=spec)
+        batch_size, k = self.acfg.batch_size, cfg.updates_per_call
+
+        def train_call(state, traj, key):
+            def body(state, key):
+                k_sample, k_update = jax.random.split(key)
+                return update(state, sampler.sample(k_sample, traj, spec, batch_size), k_update)
+
+            state, metrics = jax.lax.scan(body, state, jax.random.split(key, k))
+            return state, jax.tree.map(jnp.mean, metrics)
+
+        self.train_call = jax.jit(train_call, donate_argnums=0)
+        policy = self.acfg.policy
+        self.policy = jax.jit(partial(common.act, self.actor, policy), static_argnames="deterministic")
+
+    def init(self, key: jax.Array):
+        return self.agent.init(key, self.spec, self.acfg)
+
+
+def evaluate(env: VecGoalEnv, policy_fn, seed: int) -> dict[str, float]:
+    """Runs one episode in each of the env's N copies with ``policy_fn(obs, goal) -> actions``.
+
+    Returns mean ``success`` (goal reached at any step, the CRL paper), ``success_final`` (at the last step,
+    OGBench), ``min_distance`` and ``final_distance`` over the N episodes.
+    """
+    env.seed(seed)
+    obs, goal = env.reset()
+    reached = np.zeros(env.num_envs, bool)
+    min_dist = np.full(env.num_envs, np.inf)
+    for _ in range(env.horizon):
+        obs, success, info = env.step(np.asarray(policy_fn(obs, goal)))
+        reached |= success
+        min_dist = np.minimum(min_dist, info["distance"])
+    return {
+        "success": float(reached.mean()),
+        "success_final": float(success.mean()),
+        "min_distance": float(min_dist.mean()),
+        "final_distance": float(np.mean(info["distance"])),
+    }
+
+
+def prepare_run_dir(cfg: TrainConfig) -> Path:
+    """Creates the run directory; refuses to touch an existing run unless ``force``."""
+    run_dir = cfg.run_dir
+    if run_dir is None:
+        run_dir = Path("runs") / f"{cfg.env}_{cfg.agent}_s{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = Path(run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not cfg.force:
+            raise FileExistsError(
+                f"run directory {run_dir} already exists and is not empty; pass --force to overwrite it "
+                f"or `crl train --resume {run_dir}` to continue it"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+@dataclass
+class Progress:
+    """Counters saved in every checkpoint."""
+
+    env_steps: int = 0
+    updates: int = 0
+    owed_updates: float = 0.0
+    episodes: int = 0
+    evals: int = 0
+    next_eval: int = 0
+    wall_seconds: float = 0.0
+    learner_seconds: float = 0.0
+    collect_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    next_log: int = 0
+
+
+def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | None = None) -> dict[str, Any]:
+    """Trains one agent online and returns the summary dict (also written to run_dir/summary.json).
+
+    With ``resume=True``, ``cfg.run_dir`` must hold a run; its newest valid checkpoint is restored and training
+    continues to ``cfg.steps``. ``stop_after_env_steps`` ends the run early as if interrupted (for tests).
+    """
+    env = make_vec_env(cfg.env, cfg.num_envs, seed=cfg.seed)
+    validate(cfg, env)
+    eval_env = make_vec_env(cfg.env, cfg.eval_episodes, seed=cfg.seed)
+    spec = env_spec(env)
+    if resume:
+        run_dir = Path(cfg.run_dir)
+    else:
+        run_dir = prepare_run_dir(cfg)
+        cfg = dataclasses.replace(cfg, run_dir=run_dir)
+        write_json_atomic(run_dir / "config.json", config_to_dict(cfg))
+
+    learner = Learner(cfg, spec)
+    store = EpisodeRing(cfg.buffer_size, env.horizon, env.obs_dim, env.act_dim)
+    key, init_key = jax.random.split(jax.random.key(cfg.seed))
+    state = learner.init(init_key)
+    host_rng = np.random.default_rng(cfg.seed + 1)  # warm-up actions
+    prog = Progress()
+
+    if resume:
+        ckpt = latest_checkpoint(run_dir)
+        if ckpt is None:
+            raise FileNotFoundError(f"{run_dir} has no checkpoint to resume from")
+        _, (state, key), extra = load_checkpoint(run_dir, (state, key))
+        store.load_state_dict(extra["store"])
+        env.rng.bit_generator.state = extra["env_rng"]
+        host_rng.bit_generator.state = extra["host_rng"]
+        prog = Progress(**extra["progress"])
+
+    wandb = WandbSettings(cfg.wandb_project, mode=cfg.wandb_mode) if cfg.wandb_project else None
+    logger = RunLogger(run_dir, use_tensorboard=cfg.tensorboard, wandb=wandb, resume=resume, config=config_to_dict(cfg))
+    bar = _progress_bar(cfg, prog)
+    last_eval: dict[str, float] = {}
+    t_start = time.perf_counter() - prog.wall_seconds
+    interrupted = False
+
+    def run_eval():
+        nonlocal last_eval
+        t0 = time.perf_counter()
+        result = evaluate(
+            eval_env,
+            lambda o, g: learner.policy(state.actor, o, g, key, deterministic=True),
+            seed=cfg.seed * 1_000_003 + prog.evals + 7,
+        )
+        prog.eval_seconds += time.perf_counter() - t0
+        prog.wall_seconds = time.perf_counter() - t_start
+        prog.evals += 1
+        last_eval = result
+        row = {"env_steps": prog.env_steps, "updates": prog.updates, **result, "wall_seconds": prog.wall_seconds}
+        logger.log_eval(row)
+        logger.log_scalars(prog.env_steps, result, prefix="eval")
+        if bar is not None:
+            bar.set_postfix(success=f"{result['success']:.2f}", refresh=False)
+
+    def checkpoint():
+        extra = {
+            "store": store.state_dict(),
+            "env_rng": env.rng.bit_generator.state,
+            "host_rng": host_rng.bit_generator.state,
+            "progress": dataclasses.asdict(prog),
+        }
+        save_checkpoint(run_dir, prog.env_steps, (state, key), extra, keep=cfg.checkpoints_kept)
+
+    try:
+        if prog.env_steps == 0 and prog.evals == 0:
+            run_eval()
+            prog.next_eval = cfg.eval_every
+        stop_at = cfg.steps if stop_after_env_steps is None else min(cfg.steps, stop_after_env_steps)
+        while prog.env_steps < stop_at:
+            # Collect one episode in every env.
+            t0 = time.perf_counter()
+            obs, goal = env.reset()
+            ep_obs = np.empty((env.num_envs, env.horizon + 1, env.obs_dim), np.float32)
+            ep_act = np.empty((env.num_envs, env.horizon, env.act_dim), np.float32)
+            for t in range(env.horizon):
+                if store.num_transitions < cfg.warmup_steps:
+                    action = host_rng.uniform(-1.0, 1.0, (env.num_envs, env.act_dim)).astype(np.float32)
+                else:
+                    key, k_act = jax.random.split(key)
+                    action = np.asarray(learner.policy(state.actor, obs, goal, k_act, deterministic=False))
+                ep_obs[:, t], ep_act[:, t] = obs, action
+                obs, _, _ = env.step(action)
+            ep_obs[:, env.horizon] = obs
+            store.add(ep_obs, ep_act)
+            prog.env_steps += env.num_envs * env.horizon
+            prog.episodes += env.num_envs
+            prog.collect_seconds += time.perf_counter() - t0
+
+            # Learn: the updates owed for the steps just collected, K per jitted call.
+            if store.num_transitions >= max(cfg.warmup_steps, 1):
+                t0 = time.perf_counter()
+                prog.owed_updates += cfg.updates_per_step * env.num_envs * env.horizon
+                metrics = None
+                while prog.owed_updates >= cfg.updates_per_call:
+                    key, k_train = jax.random.split(key)
+                    state, metrics = learner.train_call(state, store.traj, k_train)
+                    prog.owed_updates -= cfg.updates_per_call
+                    prog.updates += cfg.updates_per_call
+                if metrics is not None:
+                    metrics = {k: float(v) for k, v in metrics.items()}
+                    bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+                    if bad:
+                        raise DivergenceError(
+                            f"non-finite {', '.join(bad)} at env step {prog.env_steps} (update {prog.updates}); "
+                            f"the last good checkpoint in {run_dir / 'checkpoints'} is kept"
+                        )
+                    if prog.updates >= prog.next_log:
+                        logger.log_scalars(prog.env_steps, metrics, prefix="train")
+                        prog.next_log = prog.updates + cfg.log_every
+                prog.learner_seconds += time.perf_counter() - t0
+
+            if bar is not None:
+                bar.update(env.num_envs * env.horizon)
+            if prog.env_steps >= prog.next_eval or prog.env_steps >= stop_at:
+                run_eval()
+                prog.next_eval = (prog.env_steps // cfg.eval_every + 1) * cfg.eval_every
+                prog.wall_seconds = time.perf_counter() - t_start
+                checkpoint()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+        logger.close()
+
+    if interrupted:
+        raise KeyboardInterrupt(f"interrupted; the last checkpoint is kept: resume with `crl train --resume {run_dir}`")
+    summary = {
+        "success": last_eval["success"],
+        "success_final": last_eval["success_final"],
+        "min_distance": last_eval["min_distance"],
+        "env_steps": prog.env_steps,
+        "updates": prog.updates,
+        "wall_seconds": prog.wall_seconds,
+        "learner_seconds": prog.learner_seconds,
+        "collect_seconds": prog.collect_seconds,
+        "eval_seconds": prog.eval_seconds,
+        "updates_per_s": prog.updates / max(prog.learner_seconds, 1e-9),
+        "env": cfg.env,
+        "agent": cfg.agent,
+        "seed": cfg.seed,
+        "run_dir": str(run_dir),
+        "finished": prog.env_steps >= cfg.steps,
+    }
+    write_json_atomic(run_dir / "summary.json", summary)
+    return summary
+
+
+def _progress_bar(cfg: TrainConfig, prog: Progress):
+    if not cfg.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(
+        total=cfg.steps,
+        initial=prog.env_steps,
+        unit="step",
+        unit_scale=True,
+        desc=f"{cfg.agent} {cfg.env}",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,
+    )
+
+
+def load_config(run_dir: Path) -> TrainConfig:
+    """Reads run_dir/config.json back into a TrainConfig."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
+    try:
+        return config_from_dict(read_json(path))
+    except (TypeError, ValueError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the config ({e})") from None

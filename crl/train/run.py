@@ -1,0 +1,83 @@
+"""A finished (or interrupted) run loaded back from disk: its config, summary, policy and critic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from crl.agents import crl as crl_agent
+from crl.envs import make_vec_env
+from crl.train.checkpoint import latest_checkpoint, load_checkpoint
+from crl.train.io import read_json
+from crl.train.online import Learner, TrainConfig, env_spec, evaluate, load_config
+
+
+@dataclass
+class Run:
+    """A run directory's newest checkpoint, ready to act.
+
+    ``policy(obs, goal)`` returns deterministic actions; ``critic(obs, action, goal)`` the critic's value
+    f(s, a, g) (CRL only). Inputs may be one vector or a batch ``[N, dim]``; outputs match.
+    """
+
+    run_dir: Path
+    config: TrainConfig
+    state: Any
+    env_steps: int
+    learner: Learner
+
+    @property
+    def summary(self) -> dict | None:
+        """summary.json of a finished run, else None."""
+        path = self.run_dir / "summary.json"
+        return read_json(path) if path.exists() else None
+
+    def policy(self, obs, goal) -> np.ndarray:
+        """Deterministic action(s) ``[..., act_dim]`` for observation(s) and goal(s)."""
+        obs, goal, single = _batched(obs, goal)
+        act = self.learner.policy(self.state.actor, obs, goal, jax.random.key(0), deterministic=True)
+        return np.asarray(act[0] if single else act)
+
+    def critic(self, obs, action, goal) -> np.ndarray:
+        """f(s, a, g) ``[...]`` (twin critics reduced as in the actor)."""
+        if self.config.agent != "crl":
+            raise ValueError(f"a {self.config.agent} run has no critic")
+        obs, goal, single = _batched(obs, goal)
+        action = jnp.atleast_2d(jnp.asarray(action, jnp.float32))
+        cfg = self.config.crl
+        values = crl_agent.critic_value(cfg, self.state.critic, jnp.concatenate([obs, action], -1), goal)
+        out = np.asarray(crl_agent.losses.reduce_twin(values, cfg.twin_reduce))
+        return out[0] if single else out
+
+    def evaluate(self, episodes: int | None = None, seed: int = 12345) -> dict[str, float]:
+        """Runs ``episodes`` deterministic episodes in parallel; returns success, success_final, distances."""
+        n = episodes or self.config.eval_episodes
+        if n <= 0:
+            raise ValueError(f"episodes must be > 0, got {n}")
+        env = make_vec_env(self.config.env, n, seed=seed)
+        return evaluate(env, lambda o, g: self.policy(o, g), seed=seed)
+
+
+def _batched(obs, goal):
+    obs = jnp.asarray(obs, jnp.float32)
+    goal = jnp.asarray(goal, jnp.float32)
+    single = obs.ndim == 1
+    return jnp.atleast_2d(obs), jnp.atleast_2d(goal), single
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Loads a run directory (config.json + newest valid checkpoint)."""
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir)
+    if latest_checkpoint(run_dir) is None:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint")
+    env = make_vec_env(cfg.env, 1)
+    learner = Learner(cfg, env_spec(env))
+    template = (learner.init(jax.random.key(0)), jax.random.key(0))
+    step, (state, _), _ = load_checkpoint(run_dir, template)
+    return Run(run_dir, cfg, state, step, learner)
