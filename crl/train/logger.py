@@ -178,3 +178,29 @@ class RunLogger:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def truncate_eval_csv(run_dir: str | Path, max_env_steps: int) -> int:
+    """Drops eval.csv rows logged after ``max_env_steps`` (written after the checkpoint a run resumes from).
+
+    Rewrites the file atomically; returns the number of rows dropped.
+    """
+    from crl.train.io import atomic_write_bytes
+
+    path = Path(run_dir) / EVAL_CSV
+    if not path.exists():
+        return 0
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or "env_steps" not in rows[0]:
+        return 0
+    col = rows[0].index("env_steps")
+    keep = [rows[0]] + [r for r in rows[1:] if len(r) == len(rows[0]) and int(float(r[col])) <= max_env_steps]
+    dropped = len(rows) - len(keep)
+    if dropped:
+        import io
+
+        buf = io.StringIO()
+        csv.writer(buf).writerows(keep)
+        atomic_write_bytes(path, buf.getvalue().encode())
+    return dropped

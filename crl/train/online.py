@@ -31,7 +31,7 @@ from crl.envs import make_vec_env
 from crl.envs.base import VecGoalEnv
 from crl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from crl.train.io import read_json, write_json_atomic
-from crl.train.logger import RunLogger, WandbSettings
+from crl.train.logger import RunLogger, WandbSettings, truncate_eval_csv
 from crl.types import EnvSpec
 
 
@@ -273,6 +273,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
         env.rng.bit_generator.state = extra["env_rng"]
         host_rng.bit_generator.state = extra["host_rng"]
         prog = Progress(**extra["progress"])
+        truncate_eval_csv(run_dir, prog.env_steps)
 
     wandb = WandbSettings(cfg.wandb_project, mode=cfg.wandb_mode) if cfg.wandb_project else None
     logger = RunLogger(run_dir, use_tensorboard=cfg.tensorboard, wandb=wandb, resume=resume, config=config_to_dict(cfg))
@@ -287,7 +288,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
         result = evaluate(
             eval_env,
             lambda o, g: learner.policy(state.actor, o, g, key, deterministic=True),
-            seed=cfg.seed * 1_000_003 + prog.evals + 7,
+            seed=cfg.seed * 1_000_003 + prog.env_steps + 7,  # same episodes at a given step, resumed or not
         )
         prog.eval_seconds += time.perf_counter() - t0
         prog.wall_seconds = time.perf_counter() - t_start
@@ -320,7 +321,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
             ep_obs = np.empty((env.num_envs, env.horizon + 1, env.obs_dim), np.float32)
             ep_act = np.empty((env.num_envs, env.horizon, env.act_dim), np.float32)
             for t in range(env.horizon):
-                if store.num_transitions < cfg.warmup_steps:
+                if prog.env_steps < cfg.warmup_steps:
                     action = host_rng.uniform(-1.0, 1.0, (env.num_envs, env.act_dim)).astype(np.float32)
                 else:
                     key, k_act = jax.random.split(key)
@@ -334,9 +335,10 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
             prog.collect_seconds += time.perf_counter() - t0
 
             # Learn: the updates owed for the steps just collected, K per jitted call.
-            if store.num_transitions >= max(cfg.warmup_steps, 1):
+            steps_after_warmup = min(env.num_envs * env.horizon, prog.env_steps - cfg.warmup_steps)
+            if steps_after_warmup > 0:
                 t0 = time.perf_counter()
-                prog.owed_updates += cfg.updates_per_step * env.num_envs * env.horizon
+                prog.owed_updates += cfg.updates_per_step * steps_after_warmup
                 metrics = None
                 while prog.owed_updates >= cfg.updates_per_call:
                     key, k_train = jax.random.split(key)

@@ -1,0 +1,371 @@
+"""Statistical and structural checks of crl.data.store: the truncated geometric law, goal relabelling within
+episodes, episode choice, and the FIFO episode ring.
+
+Observations encode where they come from, ``obs = [episode id, time index, 1000 * id + t]``, so every sampled field
+can be traced back to its row. Distribution checks use chi-square tests with fixed seeds; each one is paired with a
+negative control (a slightly wrong law that the same test must reject), so the tests are known to have power.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from crl.data.store import EpisodeRing, GoalSampler, Trajectories, from_episode_ends, sample_episodes, truncated_geometric
+from crl.types import EnvSpec
+
+# obs = [episode id, t, 1000 * id + t]; goals are the first two entries (exercises the goal slice).
+SPEC = EnvSpec(obs_dim=3, goal_dim=2, act_dim=1, goal_start=0, goal_end=2)
+P_MIN = 1e-3  # the fixed-seed tests below sit far above this; the negative controls far below
+# XLA's CPU optimisation passes take seconds on these vmapped samplers and buy nothing for a few thousand rows.
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def geometric_pmf(gamma: float, k_max: int) -> np.ndarray:
+    """P(k) proportional to gamma^(k-1) on k = 1..k_max, in float64; index 0 is k = 1."""
+    p = gamma ** np.arange(k_max, dtype=np.float64)
+    return p / p.sum()
+
+
+def uniform_pmf(k_max: int) -> np.ndarray:
+    return np.full(k_max, 1.0 / k_max)
+
+
+def _merge_small(observed: np.ndarray, expected: np.ndarray, min_expected: float = 5.0):
+    """Merges adjacent bins (from the left) until each has an expected count >= min_expected."""
+    obs_out, exp_out, o_acc, e_acc = [], [], 0.0, 0.0
+    for o, e in zip(observed, expected):
+        o_acc, e_acc = o_acc + o, e_acc + e
+        if e_acc >= min_expected:
+            obs_out.append(o_acc)
+            exp_out.append(e_acc)
+            o_acc, e_acc = 0.0, 0.0
+    if e_acc > 0 or o_acc > 0:
+        if exp_out:
+            obs_out[-1] += o_acc
+            exp_out[-1] += e_acc
+        else:
+            obs_out.append(o_acc)
+            exp_out.append(e_acc)
+    return np.asarray(obs_out), np.asarray(exp_out)
+
+
+def chi2_stat(observed, expected) -> tuple[float, int]:
+    """Pearson chi-square statistic and its number of bins after merging small bins."""
+    o, e = _merge_small(np.asarray(observed, np.float64), np.asarray(expected, np.float64))
+    return float(np.sum((o - e) ** 2 / e)), len(o)
+
+
+def chi2_pvalue(observed, expected) -> float:
+    stat, bins = chi2_stat(observed, expected)
+    if bins < 2:
+        return 1.0
+    return float(stats.chi2.sf(stat, bins - 1))
+
+
+def conditional_pvalue(offsets: np.ndarray, remaining: np.ndarray, pmf_fn) -> float:
+    """Chi-square test that ``offsets`` follows ``pmf_fn(r)`` given each row's ``remaining = r``: one contingency
+    of (r, k) cells, one degree of freedom lost per r group."""
+    total_stat, total_dof = 0.0, 0
+    for r in np.unique(remaining):
+        sel = offsets[remaining == r]
+        counts = np.bincount(sel - 1, minlength=r)[:r]
+        assert counts.sum() == len(sel), f"offset outside 1..{r}"
+        stat, bins = chi2_stat(counts, len(sel) * pmf_fn(r))
+        total_stat += stat
+        total_dof += bins - 1
+    return float(stats.chi2.sf(total_stat, max(total_dof, 1)))
+
+
+def episode_rows(lengths, ids=None):
+    """Flat rows for episodes of the given lengths (transitions): obs [R, 3], actions [R, 1], last-row flags [R]."""
+    ids = range(len(lengths)) if ids is None else ids
+    obs, actions, last = [], [], []
+    for e, length in zip(ids, lengths):
+        for t in range(length + 1):
+            obs.append([e, t, 1000 * e + t])
+            actions.append([1000 * e + t if t < length else -1])
+            last.append(t == length)
+    return np.asarray(obs, np.float32), np.asarray(actions, np.float32), np.asarray(last)
+
+
+def ring_episodes(ids, horizon):
+    """Whole episodes for EpisodeRing.add: obs [N, T+1, 3], actions [N, T, 1], encoded as in ``episode_rows``."""
+    t = np.arange(horizon + 1)
+    obs = np.stack([np.stack([np.full_like(t, e), t, 1000 * e + t], -1) for e in ids]).astype(np.float32)
+    actions = np.stack([(1000 * e + t[:-1])[:, None] for e in ids]).astype(np.float32)
+    return obs, actions
+
+
+@partial(jax.jit, static_argnums=(2, 3, 4), compiler_options=FAST_COMPILE)
+def _sample_many(keys, traj, sampler, batch_size, spec=SPEC):
+    return jax.vmap(lambda k: sampler.sample(k, traj, spec, batch_size))(keys)
+
+
+def sample_many(traj, sampler, batch_size, num_batches, seed=0):
+    """``num_batches`` batches as numpy arrays with shapes [num_batches, batch_size, ...]."""
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_batches)
+    return jax.tree.map(np.asarray, _sample_many(keys, traj, sampler, batch_size))
+
+
+def check_rows(batch, lengths: dict[int, int]):
+    """Structural checks every sampled row must pass; returns (episode, t, goal_t, actor_goal_t, remaining)."""
+    ep = batch.obs[..., 0].astype(int)
+    t = batch.obs[..., 1].astype(int)
+    length = np.vectorize(lengths.get)(ep)
+    np.testing.assert_array_equal(batch.obs[..., 2], 1000 * ep + t)
+    assert np.all((t >= 0) & (t < length)), "state time outside 0..len-1"
+    # next observation: the next row of the same episode
+    np.testing.assert_array_equal(batch.next_obs[..., 0], ep)
+    np.testing.assert_array_equal(batch.next_obs[..., 1], t + 1)
+    # the action is the one stored at this row
+    np.testing.assert_array_equal(batch.action[..., 0], 1000 * ep + t)
+    # goals: same episode, strictly in the future, at most the final observation
+    assert batch.goal.shape[-1] == SPEC.goal_dim
+    for g in (batch.goal, batch.actor_goal):
+        np.testing.assert_array_equal(g[..., 0], ep)
+        assert np.all(g[..., 1] > t), "goal offset must be >= 1"
+        assert np.all(g[..., 1] <= length), "goal beyond the episode's final observation"
+    return ep, t, batch.goal[..., 1].astype(int), batch.actor_goal[..., 1].astype(int), length - t
+
+
+# ----------------------------------------------------------------------------- truncated_geometric
+
+N_GEOM = 200_000
+
+
+@pytest.mark.parametrize("k_max", [1, 5, 20])
+def test_truncated_geometric_matches_pmf(k_max):
+    gamma = 0.9
+    k = np.asarray(truncated_geometric(jax.random.PRNGKey(k_max), gamma, jnp.full((N_GEOM,), k_max, jnp.int32)))
+    assert k.dtype == np.int32
+    assert k.min() >= 1 and k.max() <= k_max
+    freq = np.bincount(k - 1, minlength=k_max) / N_GEOM
+    pmf = geometric_pmf(gamma, k_max)
+    # max abs deviation: 5 standard errors of a binomial proportion
+    tol = 5.0 * np.sqrt(pmf * (1 - pmf) / N_GEOM).max() + 1e-12
+    assert np.max(np.abs(freq - pmf)) <= tol
+    assert chi2_pvalue(freq * N_GEOM, pmf * N_GEOM) > P_MIN
+    if k_max > 1:  # negative control: a slightly different gamma is rejected
+        assert chi2_pvalue(freq * N_GEOM, geometric_pmf(0.88, k_max) * N_GEOM) < 1e-8
+        assert k.max() == k_max  # the truncation point itself is reachable
+
+
+@pytest.mark.parametrize("gamma", [0.9, 0.99])
+def test_truncated_geometric_mean_with_large_k(gamma):
+    k = np.asarray(truncated_geometric(jax.random.PRNGKey(1), gamma, jnp.full((N_GEOM,), 5000, jnp.int32)))
+    assert k.min() >= 1 and k.max() <= 5000
+    mean, sd = 1.0 / (1.0 - gamma), np.sqrt(gamma) / (1.0 - gamma)
+    assert abs(k.mean() - mean) < 5 * sd / np.sqrt(N_GEOM)
+
+
+def test_truncated_geometric_per_row_bounds():
+    """Mixed K in one call: each row respects its own bound and follows its own truncated law."""
+    key_k, key_s = jax.random.split(jax.random.PRNGKey(2))
+    k_max = jax.random.randint(key_k, (N_GEOM,), 1, 12)
+    k = np.asarray(truncated_geometric(key_s, 0.7, k_max))
+    k_max = np.asarray(k_max)
+    assert np.all((k >= 1) & (k <= k_max))
+    assert conditional_pvalue(k, k_max, lambda r: geometric_pmf(0.7, r)) > P_MIN
+    assert conditional_pvalue(k, k_max, lambda r: geometric_pmf(0.65, r)) < 1e-8
+
+
+# ----------------------------------------------------------------------------- GoalSampler
+
+LENGTHS = [1, 2, 3, 4, 5, 7, 9, 12, 15, 20, 25, 30, 40, 50, 60, 80]  # 16 episodes
+
+
+@pytest.fixture(scope="module")
+def varied_store() -> Trajectories:
+    return from_episode_ends(*episode_rows(LENGTHS))
+
+
+def test_from_episode_ends_layout(varied_store):
+    np.testing.assert_array_equal(np.asarray(varied_store.ep_len), LENGTHS)
+    np.testing.assert_array_equal(np.asarray(varied_store.ep_start), np.concatenate([[0], np.cumsum(np.add(LENGTHS, 1))[:-1]]))
+    assert varied_store.num_transitions == sum(LENGTHS)
+    obs = np.asarray(varied_store.obs)
+    for e, (s, n) in enumerate(zip(np.asarray(varied_store.ep_start), LENGTHS)):
+        np.testing.assert_array_equal(obs[s : s + n + 1, 0], e)
+        np.testing.assert_array_equal(obs[s : s + n + 1, 1], np.arange(n + 1))
+
+
+def test_from_episode_ends_rejects_unterminated_rows():
+    obs, actions, last = episode_rows([3, 4])
+    last[-1] = False
+    with pytest.raises(ValueError, match="last row"):
+        from_episode_ends(obs, actions, last)
+    with pytest.raises(ValueError, match="last row"):
+        from_episode_ends(obs, actions, np.zeros(len(obs), bool))
+
+
+def test_goals_stay_in_episode_and_follow_truncated_geometric(varied_store):
+    gamma, batch_size = 0.8, 8
+    batch = sample_many(varied_store, GoalSampler(gamma, "same"), batch_size, 4000)
+    lengths = dict(enumerate(LENGTHS))
+    ep, t, goal_t, actor_t, remaining = check_rows(batch, lengths)
+    np.testing.assert_array_equal(batch.actor_goal, batch.goal)  # 'same' mode
+    # 16 >= 8 episodes stored: rows of one batch come from distinct episodes
+    assert all(len(set(row)) == batch_size for row in ep)
+    # the final observation of an episode is a possible goal (not only for length-1 episodes)
+    final = goal_t == np.vectorize(lengths.get)(ep)
+    assert final[remaining > 1].any()
+    offsets, remaining = (goal_t - t).ravel(), remaining.ravel()
+    assert conditional_pvalue(offsets, remaining, lambda r: geometric_pmf(gamma, r)) > P_MIN
+    # negative controls: a different discount, and the uniform law, are both rejected
+    assert conditional_pvalue(offsets, remaining, lambda r: geometric_pmf(0.75, r)) < 1e-8
+    assert conditional_pvalue(offsets, remaining, uniform_pmf) < 1e-8
+
+
+def test_uniform_actor_goals(varied_store):
+    gamma = 0.8
+    batch = sample_many(varied_store, GoalSampler(gamma, "uniform"), 8, 4000, seed=1)
+    ep, t, goal_t, actor_t, remaining = check_rows(batch, dict(enumerate(LENGTHS)))
+    offsets, remaining = (actor_t - t).ravel(), remaining.ravel()
+    assert conditional_pvalue(offsets, remaining, uniform_pmf) > P_MIN
+    assert conditional_pvalue(offsets, remaining, lambda r: geometric_pmf(0.95, r)) < 1e-8
+    # the critic goal still follows the geometric law, drawn independently of the actor's goal
+    assert conditional_pvalue((goal_t - t).ravel(), remaining, lambda r: geometric_pmf(gamma, r)) > P_MIN
+    assert np.mean(actor_t != goal_t) > 0.3
+
+
+def test_episodes_proportional_to_length_with_replacement():
+    """Fewer episodes than the batch: drawn with replacement, exactly proportional to length, t uniform."""
+    lengths = [3, 10, 25, 50, 100, 12]
+    traj = from_episode_ends(*episode_rows(lengths))
+    batch = sample_many(traj, GoalSampler(0.9), 16, 2000, seed=2)
+    ep, t, *_ = check_rows(batch, dict(enumerate(lengths)))
+    counts = np.bincount(ep.ravel(), minlength=len(lengths))
+    p = np.asarray(lengths) / sum(lengths)
+    assert chi2_pvalue(counts, p * ep.size) > P_MIN
+    assert chi2_pvalue(counts, np.full(len(lengths), ep.size / len(lengths))) < 1e-8  # not uniform over episodes
+    # within an episode, the time index is uniform over 0..len-1 (so rows are uniform over transitions)
+    for e in (3, 4):
+        sel = t[ep == e]
+        assert chi2_pvalue(np.bincount(sel, minlength=lengths[e]), np.full(lengths[e], len(sel) / lengths[e])) > P_MIN
+
+
+def test_episodes_roughly_proportional_to_length_when_distinct():
+    """Many more episodes than the batch: distinct episodes per batch, frequency close to length / total.
+
+    (Gumbel top-k draws without replacement, so inclusion is only approximately proportional; the distortion
+    grows with batch / episodes: at 8 of 40 the shortest episodes are over-sampled by ~15%.)"""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 100, size=60).tolist()
+    traj = from_episode_ends(*episode_rows(lengths))
+    batch = sample_many(traj, GoalSampler(0.9), 3, 20000, seed=3)
+    ep, *_ = check_rows(batch, dict(enumerate(lengths)))
+    assert all(len(set(row)) == 3 for row in ep)
+    freq = np.bincount(ep.ravel(), minlength=len(lengths)) / ep.size
+    p = np.asarray(lengths) / sum(lengths)
+    assert np.max(np.abs(freq / p - 1.0)) < 0.15
+    assert np.corrcoef(freq, p)[0, 1] > 0.98
+
+
+@pytest.mark.parametrize(
+    "ep_len, n",
+    [
+        ([0, 5, 0, 3, 7, 0, 2, 9, 0, 4, 1, 0], 4),  # 7 valid >= 4: distinct episodes
+        ([0, 5, 0, 3, 0, 0, 0, 0, 0, 6, 0, 0], 8),  # 3 valid < 8 <= 12 slots: with replacement
+        ([0, 5, 2], 8),  # fewer slots than the batch: with replacement
+        ([0, 0, 0, 0, 6, 0, 0, 0, 0, 0], 4),  # a single valid episode
+        ([4, 0, 0, 0, 0, 0, 0, 0, 0, 0], 4),
+    ],
+)
+def test_sample_episodes_never_picks_empty_slots(ep_len, n):
+    ep_len_arr = jnp.asarray(ep_len, jnp.int32)
+    keys = jax.random.split(jax.random.PRNGKey(4), 3000)
+    idx = np.asarray(jax.jit(jax.vmap(lambda k: sample_episodes(k, ep_len_arr, n)), compiler_options=FAST_COMPILE)(keys))
+    assert idx.shape == (3000, n) and idx.dtype == np.int32
+    lens = np.asarray(ep_len)
+    assert np.all(lens[idx] > 0), "sampled an empty episode slot"
+    valid = np.flatnonzero(lens)
+    counts = np.bincount(idx.ravel(), minlength=len(lens))[valid]
+    if len(valid) >= n:
+        assert all(len(set(row)) == n for row in idx)
+    else:  # with replacement: exactly proportional to length
+        assert chi2_pvalue(counts, lens[valid] / lens.sum() * idx.size) > P_MIN
+    assert np.all(counts > 0), "a valid episode was never sampled"
+
+
+# ----------------------------------------------------------------------------- EpisodeRing
+
+H = 4
+
+
+def test_ring_fifo_overwrites_oldest():
+    ring = EpisodeRing(capacity=5 * H + 3, horizon=H, obs_dim=3, act_dim=1)  # 5 slots
+    assert ring.num_slots == 5 and ring.num_transitions == 0 and ring.traj.num_transitions == 0
+    added = []
+    for chunk in ([1, 2], [3, 4], [5, 6, 7], [8]):  # the third chunk wraps around the end of the ring
+        ring.add(*ring_episodes(chunk, H))
+        added += chunk
+        newest = added[-5:]
+        assert ring.num_transitions == len(newest) * H == ring.traj.num_transitions
+        stored = np.asarray(ring.traj.obs)[np.asarray(ring.traj.ep_start)[np.asarray(ring.traj.ep_len) > 0], 0]
+        assert sorted(stored.astype(int)) == sorted(newest)
+    assert ring.episodes_added == 8
+    np.testing.assert_array_equal(np.asarray(ring.traj.ep_len), [H] * 5)
+    # the slot order is FIFO: episode 6 went to slot 0, 7 to slot 1, 8 to slot 2; 4 and 5 survive in 3 and 4
+    np.testing.assert_array_equal(np.asarray(ring.traj.obs)[np.asarray(ring.traj.ep_start), 0], [6, 7, 8, 4, 5])
+    batch = sample_many(ring.traj, GoalSampler(0.9), 5, 500, seed=5)
+    ep, *_ = check_rows(batch, {e: H for e in range(4, 9)})
+    assert set(np.unique(ep)) == {4, 5, 6, 7, 8}
+    assert all(len(set(row)) == 5 for row in ep)
+    # the unused action of each episode's final row is zero-padded
+    np.testing.assert_array_equal(np.asarray(ring.traj.actions)[np.asarray(ring.traj.ep_start) + H], 0.0)
+
+
+@pytest.mark.parametrize("num_added, batch_size", [(3, 8), (7, 4)])
+def test_partially_filled_ring_samples_only_filled_slots(num_added, batch_size):
+    ring = EpisodeRing(capacity=10 * H, horizon=H, obs_dim=3, act_dim=1)
+    ring.add(*ring_episodes(range(1, num_added + 1), H))  # ids from 1: empty slots read as episode 0
+    batch = sample_many(ring.traj, GoalSampler(0.9), batch_size, 500, seed=6)
+    ep, *_ = check_rows(batch, {e: H for e in range(1, num_added + 1)})
+    assert set(np.unique(ep)) == set(range(1, num_added + 1))
+    if num_added >= batch_size:
+        assert all(len(set(row)) == batch_size for row in ep)
+
+
+def test_ring_state_dict_round_trip():
+    ring = EpisodeRing(capacity=3 * H, horizon=H, obs_dim=3, act_dim=1)
+    ring.add(*ring_episodes([1, 2], H))
+    ring.add(*ring_episodes([3, 4], H))  # wraps: slot pointer now at 1
+    d = ring.state_dict()
+    assert d["episodes_added"] == 4 and isinstance(d["obs"], np.ndarray)
+    other = EpisodeRing(capacity=3 * H, horizon=H, obs_dim=3, act_dim=1)
+    other.load_state_dict(d)
+    assert other.episodes_added == 4 and other.num_transitions == ring.num_transitions == 3 * H
+    for a, b in zip(ring.traj, other.traj):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # both continue identically (the FIFO pointer is restored, not reset)
+    for r in (ring, other):
+        r.add(*ring_episodes([5], H))
+    for a, b in zip(ring.traj, other.traj):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert sorted(np.asarray(other.traj.obs)[np.asarray(other.traj.ep_start), 0].astype(int)) == [3, 4, 5]
+
+
+def test_ring_shape_errors():
+    ring = EpisodeRing(capacity=3 * H, horizon=H, obs_dim=3, act_dim=1)
+    obs, actions = ring_episodes([1, 2], H)
+    with pytest.raises(ValueError, match="steps"):
+        ring.add(obs[:, :-1], actions)  # T observations instead of T + 1
+    with pytest.raises(ValueError, match="steps"):
+        ring.add(obs, actions[:, :-1])
+    with pytest.raises(ValueError, match="cannot insert"):
+        ring.add(*ring_episodes([1, 2, 3, 4], H))
+    assert ring.episodes_added == 0 and ring.num_transitions == 0  # failed adds change nothing
+    other = EpisodeRing(capacity=4 * H, horizon=H, obs_dim=3, act_dim=1)
+    with pytest.raises(ValueError, match="does not match"):
+        ring.load_state_dict(other.state_dict())
+    small = EpisodeRing(capacity=H - 1, horizon=H, obs_dim=3, act_dim=1)  # below one episode: one slot
+    assert small.num_slots == 1
