@@ -235,3 +235,10 @@ def test_resume_with_corrupt_checkpoints_fails_cleanly(tmp_path, capsys):
     assert "checkpoint" in err
     assert {p: p.read_bytes() for p in before} == before
     assert main(["train", "--resume", str(tmp_path / "missing"), "--no-progress"]) == 2
+
+
+def test_wandb_offline_logging(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # never reach the network
+    online.train(tiny(tmp_path, steps=400, wandb_project="crl-test"))
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
