@@ -103,8 +103,12 @@ def _bce(logits: jax.Array, labels) -> jax.Array:
 
 
 def binary_nce(logits: jax.Array) -> jax.Array:
-    """Binary NCE: BCE of ``logits [B, B]`` against the identity, mean over all B^2 entries. Scalar."""
-    return jnp.mean(_bce(logits, jnp.eye(logits.shape[0], logits.shape[1], dtype=logits.dtype)))
+    """Binary NCE: BCE of ``logits [B, B]`` against the identity, mean over all B^2 entries. Scalar.
+
+    Computed as ``(sum_ij softplus(L_ij) - sum_i L_ii) / B^2``, the same function as the mean of
+    :func:`_bce` (BCE(x, y) = softplus(x) - y x) with one softplus per entry instead of two log-sigmoids.
+    """
+    return (jnp.sum(jax.nn.softplus(logits)) - jnp.trace(logits)) / logits.size
 
 
 def infonce_forward(logits: jax.Array) -> jax.Array:

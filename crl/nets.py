@@ -5,6 +5,7 @@ Everything here is a flax.linen module; agents own the parameters and call ``app
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import flax.linen as nn
@@ -175,7 +176,8 @@ class TanhGaussianActor(nn.Module):
         return mean, log_std
 
 
-_LOG_2PI = jnp.log(2.0 * jnp.pi)
+# A Python float (not jnp.log at import, which would start the JAX backend when crl is imported); same f32 value.
+_LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _log_one_minus_tanh_sq(u: jax.Array) -> jax.Array:

@@ -16,14 +16,25 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from crl.data.store import EpisodeRing, GoalSampler, Trajectories, from_episode_ends, sample_episodes, truncated_geometric
+from crl.data.store import (
+    EpisodeRing,
+    GoalSampler,
+    Trajectories,
+    from_episode_ends,
+    sample_episodes,
+    truncated_geometric,
+)
 from crl.types import EnvSpec
 
 # obs = [episode id, t, 1000 * id + t]; goals are the first two entries (exercises the goal slice).
 SPEC = EnvSpec(obs_dim=3, goal_dim=2, act_dim=1, goal_start=0, goal_end=2)
 P_MIN = 1e-3  # the fixed-seed tests below sit far above this; the negative controls far below
 # XLA's CPU optimisation passes take seconds on these vmapped samplers and buy nothing for a few thousand rows.
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+FAST_COMPILE = {
+    "xla_backend_optimization_level": 0,
+    "xla_llvm_disable_expensive_passes": True,
+    "xla_cpu_use_fusion_emitters": False,
+}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -85,11 +96,11 @@ def conditional_pvalue(offsets: np.ndarray, remaining: np.ndarray, pmf_fn) -> fl
     return float(stats.chi2.sf(total_stat, max(total_dof, 1)))
 
 
-def episode_rows(lengths, ids=None):
-    """Flat rows for episodes of the given lengths (transitions): obs [R, 3], actions [R, 1], last-row flags [R]."""
-    ids = range(len(lengths)) if ids is None else ids
+def episode_rows(lengths, first_id=1):
+    """Flat rows for episodes of the given lengths (transitions): obs [R, 3], actions [R, 1], last-row flags [R].
+    Episode ids start at 1, so all-zero (padding or empty-slot) rows are recognisable."""
     obs, actions, last = [], [], []
-    for e, length in zip(ids, lengths):
+    for e, length in enumerate(lengths, start=first_id):
         for t in range(length + 1):
             obs.append([e, t, 1000 * e + t])
             actions.append([1000 * e + t if t < length else -1])
@@ -105,15 +116,38 @@ def ring_episodes(ids, horizon):
     return obs, actions
 
 
-@partial(jax.jit, static_argnums=(2, 3, 4), compiler_options=FAST_COMPILE)
-def _sample_many(keys, traj, sampler, batch_size, spec=SPEC):
-    return jax.vmap(lambda k: sampler.sample(k, traj, spec, batch_size))(keys)
+# Every store below is padded to the same shape and sampled with the same sampler and batch size, so the sampler
+# is compiled once (compiles dominate this file's runtime). Padding adds empty episode slots (ep_len 0), which
+# the sampler must never pick.
+R_PAD, E_PAD, BATCH, NUM_BATCHES, GAMMA = 4096, 64, 8, 4000, 0.8
+SAMPLER = GoalSampler(GAMMA, "uniform")
 
 
-def sample_many(traj, sampler, batch_size, num_batches, seed=0):
-    """``num_batches`` batches as numpy arrays with shapes [num_batches, batch_size, ...]."""
-    keys = jax.random.split(jax.random.PRNGKey(seed), num_batches)
+def padded_store(lengths) -> Trajectories:
+    traj = from_episode_ends(*episode_rows(lengths))
+    rows, eps = traj.obs.shape[0], traj.ep_len.shape[0]
+    assert rows <= R_PAD and eps <= E_PAD
+    return Trajectories(
+        jnp.pad(traj.obs, ((0, R_PAD - rows), (0, 0))),
+        jnp.pad(traj.actions, ((0, R_PAD - rows), (0, 0))),
+        jnp.pad(traj.ep_start, (0, E_PAD - eps), constant_values=rows),
+        jnp.pad(traj.ep_len, (0, E_PAD - eps)),
+    )
+
+
+@partial(jax.jit, static_argnums=(2, 3), compiler_options=FAST_COMPILE)
+def _sample_many(keys, traj, sampler, batch_size):
+    return jax.vmap(lambda k: sampler.sample(k, traj, SPEC, batch_size))(keys)
+
+
+def sample_many(traj, sampler=SAMPLER, batch_size=BATCH, seed=0):
+    """``NUM_BATCHES`` batches as numpy arrays with shapes [NUM_BATCHES, batch_size, ...]."""
+    keys = jax.random.split(jax.random.PRNGKey(seed), NUM_BATCHES)
     return jax.tree.map(np.asarray, _sample_many(keys, traj, sampler, batch_size))
+
+
+def lengths_by_id(lengths) -> dict[int, int]:
+    return dict(enumerate(lengths, start=1))
 
 
 def check_rows(batch, lengths: dict[int, int]):
@@ -180,20 +214,16 @@ def test_truncated_geometric_per_row_bounds():
 
 # ----------------------------------------------------------------------------- GoalSampler
 
-LENGTHS = [1, 2, 3, 4, 5, 7, 9, 12, 15, 20, 25, 30, 40, 50, 60, 80]  # 16 episodes
+LENGTHS = [1, 2, 3, 4, 5, 7, 9, 12, 15, 20, 25, 30, 40, 50, 60, 80]  # 16 episodes >= BATCH
 
 
-@pytest.fixture(scope="module")
-def varied_store() -> Trajectories:
-    return from_episode_ends(*episode_rows(LENGTHS))
-
-
-def test_from_episode_ends_layout(varied_store):
-    np.testing.assert_array_equal(np.asarray(varied_store.ep_len), LENGTHS)
-    np.testing.assert_array_equal(np.asarray(varied_store.ep_start), np.concatenate([[0], np.cumsum(np.add(LENGTHS, 1))[:-1]]))
-    assert varied_store.num_transitions == sum(LENGTHS)
-    obs = np.asarray(varied_store.obs)
-    for e, (s, n) in enumerate(zip(np.asarray(varied_store.ep_start), LENGTHS)):
+def test_from_episode_ends_layout():
+    traj = from_episode_ends(*episode_rows(LENGTHS))
+    np.testing.assert_array_equal(np.asarray(traj.ep_len), LENGTHS)
+    np.testing.assert_array_equal(np.asarray(traj.ep_start), np.concatenate([[0], np.cumsum(np.add(LENGTHS, 1))[:-1]]))
+    assert traj.num_transitions == sum(LENGTHS)
+    obs = np.asarray(traj.obs)
+    for e, (s, n) in enumerate(zip(np.asarray(traj.ep_start), LENGTHS), start=1):
         np.testing.assert_array_equal(obs[s : s + n + 1, 0], e)
         np.testing.assert_array_equal(obs[s : s + n + 1, 1], np.arange(n + 1))
 
@@ -207,67 +237,87 @@ def test_from_episode_ends_rejects_unterminated_rows():
         from_episode_ends(obs, actions, np.zeros(len(obs), bool))
 
 
-def test_goals_stay_in_episode_and_follow_truncated_geometric(varied_store):
-    gamma, batch_size = 0.8, 8
-    batch = sample_many(varied_store, GoalSampler(gamma, "same"), batch_size, 4000)
-    lengths = dict(enumerate(LENGTHS))
-    ep, t, goal_t, actor_t, remaining = check_rows(batch, lengths)
-    np.testing.assert_array_equal(batch.actor_goal, batch.goal)  # 'same' mode
+@pytest.fixture(scope="module")
+def varied_batch():
+    """Samples from 16 variable-length episodes (plus 48 empty slots)."""
+    return sample_many(padded_store(LENGTHS))
+
+
+def test_goals_stay_in_episode_and_follow_truncated_geometric(varied_batch):
+    lengths = lengths_by_id(LENGTHS)
+    ep, t, goal_t, actor_t, remaining = check_rows(varied_batch, lengths)
     # 16 >= 8 episodes stored: rows of one batch come from distinct episodes
-    assert all(len(set(row)) == batch_size for row in ep)
+    assert all(len(set(row)) == BATCH for row in ep)
+    assert set(np.unique(ep)) == set(lengths)  # every episode, and only real ones (never a padded slot)
     # the final observation of an episode is a possible goal (not only for length-1 episodes)
     final = goal_t == np.vectorize(lengths.get)(ep)
     assert final[remaining > 1].any()
     offsets, remaining = (goal_t - t).ravel(), remaining.ravel()
-    assert conditional_pvalue(offsets, remaining, lambda r: geometric_pmf(gamma, r)) > P_MIN
+    assert conditional_pvalue(offsets, remaining, lambda r: geometric_pmf(GAMMA, r)) > P_MIN
     # negative controls: a different discount, and the uniform law, are both rejected
-    assert conditional_pvalue(offsets, remaining, lambda r: geometric_pmf(0.75, r)) < 1e-8
+    assert conditional_pvalue(offsets, remaining, lambda r: geometric_pmf(GAMMA - 0.05, r)) < 1e-8
     assert conditional_pvalue(offsets, remaining, uniform_pmf) < 1e-8
 
 
-def test_uniform_actor_goals(varied_store):
-    gamma = 0.8
-    batch = sample_many(varied_store, GoalSampler(gamma, "uniform"), 8, 4000, seed=1)
-    ep, t, goal_t, actor_t, remaining = check_rows(batch, dict(enumerate(LENGTHS)))
+def test_uniform_actor_goals(varied_batch):
+    ep, t, goal_t, actor_t, remaining = check_rows(varied_batch, lengths_by_id(LENGTHS))
     offsets, remaining = (actor_t - t).ravel(), remaining.ravel()
     assert conditional_pvalue(offsets, remaining, uniform_pmf) > P_MIN
     assert conditional_pvalue(offsets, remaining, lambda r: geometric_pmf(0.95, r)) < 1e-8
-    # the critic goal still follows the geometric law, drawn independently of the actor's goal
-    assert conditional_pvalue((goal_t - t).ravel(), remaining, lambda r: geometric_pmf(gamma, r)) > P_MIN
+    # drawn independently of the critic's goal
     assert np.mean(actor_t != goal_t) > 0.3
 
 
-def test_episodes_proportional_to_length_with_replacement():
-    """Fewer episodes than the batch: drawn with replacement, exactly proportional to length, t uniform."""
-    lengths = [3, 10, 25, 50, 100, 12]
+def test_same_actor_goals():
+    lengths = [3, 6, 2, 9]
     traj = from_episode_ends(*episode_rows(lengths))
-    batch = sample_many(traj, GoalSampler(0.9), 16, 2000, seed=2)
-    ep, t, *_ = check_rows(batch, dict(enumerate(lengths)))
-    counts = np.bincount(ep.ravel(), minlength=len(lengths))
+    keys = jax.random.split(jax.random.PRNGKey(7), 500)
+    batch = jax.tree.map(np.asarray, _sample_many(keys, traj, GoalSampler(GAMMA, "same"), 4))
+    check_rows(batch, lengths_by_id(lengths))
+    np.testing.assert_array_equal(batch.actor_goal, batch.goal)
+
+
+def test_episodes_proportional_to_length_with_replacement():
+    """Fewer valid episodes than the batch: drawn with replacement, exactly proportional to length, t uniform."""
+    lengths = [3, 10, 25, 50, 100, 12]
+    batch = sample_many(padded_store(lengths), seed=2)
+    ep, t, *_ = check_rows(batch, lengths_by_id(lengths))
+    counts = np.bincount(ep.ravel() - 1, minlength=len(lengths))
+    assert counts.sum() == ep.size
     p = np.asarray(lengths) / sum(lengths)
     assert chi2_pvalue(counts, p * ep.size) > P_MIN
     assert chi2_pvalue(counts, np.full(len(lengths), ep.size / len(lengths))) < 1e-8  # not uniform over episodes
     # within an episode, the time index is uniform over 0..len-1 (so rows are uniform over transitions)
-    for e in (3, 4):
-        sel = t[ep == e]
-        assert chi2_pvalue(np.bincount(sel, minlength=lengths[e]), np.full(lengths[e], len(sel) / lengths[e])) > P_MIN
+    for e in (4, 5):
+        sel, n = t[ep == e], lengths[e - 1]
+        assert chi2_pvalue(np.bincount(sel, minlength=n), np.full(n, len(sel) / n)) > P_MIN
 
 
 def test_episodes_roughly_proportional_to_length_when_distinct():
     """Many more episodes than the batch: distinct episodes per batch, frequency close to length / total.
 
-    (Gumbel top-k draws without replacement, so inclusion is only approximately proportional; the distortion
-    grows with batch / episodes: at 8 of 40 the shortest episodes are over-sampled by ~15%.)"""
+    Gumbel top-k draws without replacement, so inclusion is only approximately proportional; the distortion
+    grows with batch / episodes (at 8 of 60 here, short episodes are over-sampled by ~10-20%)."""
     rng = np.random.default_rng(0)
     lengths = rng.integers(5, 100, size=60).tolist()
-    traj = from_episode_ends(*episode_rows(lengths))
-    batch = sample_many(traj, GoalSampler(0.9), 3, 20000, seed=3)
-    ep, *_ = check_rows(batch, dict(enumerate(lengths)))
-    assert all(len(set(row)) == 3 for row in ep)
-    freq = np.bincount(ep.ravel(), minlength=len(lengths)) / ep.size
+    batch = sample_many(padded_store(lengths), seed=3)
+    ep, *_ = check_rows(batch, lengths_by_id(lengths))
+    assert all(len(set(row)) == BATCH for row in ep)
+    freq = np.bincount(ep.ravel() - 1, minlength=len(lengths)) / ep.size
     p = np.asarray(lengths) / sum(lengths)
-    assert np.max(np.abs(freq / p - 1.0)) < 0.15
+    assert 0.5 * np.abs(freq - p).sum() < 0.05  # total variation
     assert np.corrcoef(freq, p)[0, 1] > 0.98
+    # long episodes are picked far more often than short ones (by length, within 20%)
+    short, long_ = np.argsort(lengths)[:20], np.argsort(lengths)[-20:]
+    ratio = freq[long_].sum() / freq[short].sum()
+    expected = p[long_].sum() / p[short].sum()
+    assert abs(ratio / expected - 1.0) < 0.2 and ratio > 2.5
+
+
+@partial(jax.jit, static_argnums=1, compiler_options=FAST_COMPILE)
+def _sample_episodes_many(ep_len, n):
+    keys = jax.random.split(jax.random.PRNGKey(4), 3000)
+    return jax.vmap(lambda k: sample_episodes(k, ep_len, n))(keys)
 
 
 @pytest.mark.parametrize(
@@ -276,14 +326,12 @@ def test_episodes_roughly_proportional_to_length_when_distinct():
         ([0, 5, 0, 3, 7, 0, 2, 9, 0, 4, 1, 0], 4),  # 7 valid >= 4: distinct episodes
         ([0, 5, 0, 3, 0, 0, 0, 0, 0, 6, 0, 0], 8),  # 3 valid < 8 <= 12 slots: with replacement
         ([0, 5, 2], 8),  # fewer slots than the batch: with replacement
-        ([0, 0, 0, 0, 6, 0, 0, 0, 0, 0], 4),  # a single valid episode
-        ([4, 0, 0, 0, 0, 0, 0, 0, 0, 0], 4),
+        ([0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0], 4),  # a single valid episode
+        ([4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 4),
     ],
 )
 def test_sample_episodes_never_picks_empty_slots(ep_len, n):
-    ep_len_arr = jnp.asarray(ep_len, jnp.int32)
-    keys = jax.random.split(jax.random.PRNGKey(4), 3000)
-    idx = np.asarray(jax.jit(jax.vmap(lambda k: sample_episodes(k, ep_len_arr, n)), compiler_options=FAST_COMPILE)(keys))
+    idx = np.asarray(_sample_episodes_many(jnp.asarray(ep_len, jnp.int32), n))
     assert idx.shape == (3000, n) and idx.dtype == np.int32
     lens = np.asarray(ep_len)
     assert np.all(lens[idx] > 0), "sampled an empty episode slot"
@@ -302,37 +350,43 @@ H = 4
 
 
 def test_ring_fifo_overwrites_oldest():
-    ring = EpisodeRing(capacity=5 * H + 3, horizon=H, obs_dim=3, act_dim=1)  # 5 slots
-    assert ring.num_slots == 5 and ring.num_transitions == 0 and ring.traj.num_transitions == 0
+    ring = EpisodeRing(capacity=10 * H + 3, horizon=H, obs_dim=3, act_dim=1)  # 10 slots
+    assert ring.num_slots == 10 and ring.num_transitions == 0 and ring.traj.num_transitions == 0
     added = []
-    for chunk in ([1, 2], [3, 4], [5, 6, 7], [8]):  # the third chunk wraps around the end of the ring
+    for chunk in ([1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16]):  # the third chunk wraps around
         ring.add(*ring_episodes(chunk, H))
         added += chunk
-        newest = added[-5:]
+        newest = added[-10:]
         assert ring.num_transitions == len(newest) * H == ring.traj.num_transitions
         stored = np.asarray(ring.traj.obs)[np.asarray(ring.traj.ep_start)[np.asarray(ring.traj.ep_len) > 0], 0]
         assert sorted(stored.astype(int)) == sorted(newest)
-    assert ring.episodes_added == 8
-    np.testing.assert_array_equal(np.asarray(ring.traj.ep_len), [H] * 5)
-    # the slot order is FIFO: episode 6 went to slot 0, 7 to slot 1, 8 to slot 2; 4 and 5 survive in 3 and 4
-    np.testing.assert_array_equal(np.asarray(ring.traj.obs)[np.asarray(ring.traj.ep_start), 0], [6, 7, 8, 4, 5])
-    batch = sample_many(ring.traj, GoalSampler(0.9), 5, 500, seed=5)
-    ep, *_ = check_rows(batch, {e: H for e in range(4, 9)})
-    assert set(np.unique(ep)) == {4, 5, 6, 7, 8}
-    assert all(len(set(row)) == 5 for row in ep)
+    assert ring.episodes_added == 16
+    np.testing.assert_array_equal(np.asarray(ring.traj.ep_len), [H] * 10)
+    # FIFO slot order: 11..16 overwrote slots 0..5; 7..10 survive in slots 6..9
+    np.testing.assert_array_equal(
+        np.asarray(ring.traj.obs)[np.asarray(ring.traj.ep_start), 0], [11, 12, 13, 14, 15, 16, 7, 8, 9, 10]
+    )
+    batch = sample_many(ring.traj, seed=5)
+    ep, *_ = check_rows(batch, {e: H for e in range(7, 17)})
+    assert set(np.unique(ep)) == set(range(7, 17))  # only the newest 10 episodes are ever sampled
+    assert all(len(set(row)) == BATCH for row in ep)
     # the unused action of each episode's final row is zero-padded
     np.testing.assert_array_equal(np.asarray(ring.traj.actions)[np.asarray(ring.traj.ep_start) + H], 0.0)
 
 
-@pytest.mark.parametrize("num_added, batch_size", [(3, 8), (7, 4)])
-def test_partially_filled_ring_samples_only_filled_slots(num_added, batch_size):
+@pytest.mark.parametrize("num_added", [3, 7, 9])
+def test_partially_filled_ring_samples_only_filled_slots(num_added):
     ring = EpisodeRing(capacity=10 * H, horizon=H, obs_dim=3, act_dim=1)
     ring.add(*ring_episodes(range(1, num_added + 1), H))  # ids from 1: empty slots read as episode 0
-    batch = sample_many(ring.traj, GoalSampler(0.9), batch_size, 500, seed=6)
+    assert ring.num_transitions == num_added * H
+    batch = sample_many(ring.traj, seed=6)
     ep, *_ = check_rows(batch, {e: H for e in range(1, num_added + 1)})
     assert set(np.unique(ep)) == set(range(1, num_added + 1))
-    if num_added >= batch_size:
-        assert all(len(set(row)) == batch_size for row in ep)
+    if num_added >= BATCH:
+        assert all(len(set(row)) == BATCH for row in ep)
+    else:  # with replacement, uniform over the (equal-length) filled episodes
+        counts = np.bincount(ep.ravel(), minlength=num_added + 1)[1:]
+        assert chi2_pvalue(counts, np.full(num_added, ep.size / num_added)) > P_MIN
 
 
 def test_ring_state_dict_round_trip():
