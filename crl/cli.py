@@ -56,8 +56,10 @@ class BenchCommand:
     """What to benchmark."""
     preset: Literal["paper-online", "ogbench-crl"] = "paper-online"
     """Network/batch preset: paper-online (batch 256, 2x256, repr 64) or ogbench-crl (batch 1024, 3x512, latent 512)."""
-    calls: int = 5
-    """Timed jitted calls (median reported)."""
+    calls: int | None = None
+    """Timed jitted calls per repeat (default: the preset's)."""
+    threads: int | None = None
+    """Limit the process to this many CPU threads (default: all cores)."""
 
 
 def _fail(msg: str, code: int = 2) -> int:
@@ -115,9 +117,12 @@ def _eval(argv: list[str]) -> int:
 
 
 def _bench(argv: list[str]) -> int:
+    args = tyro.cli(BenchCommand, args=argv, prog="crl bench", description=BenchCommand.__doc__)
+    from crl.runtime import configure_cpu_threads
+
+    configure_cpu_threads(args.threads)
     from crl.bench import bench_learner
 
-    args = tyro.cli(BenchCommand, args=argv, prog="crl bench", description=BenchCommand.__doc__)
     print(json.dumps(bench_learner(args.preset, calls=args.calls)))
     return 0
 
