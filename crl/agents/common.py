@@ -17,17 +17,15 @@ POLICIES = ("tanh_gaussian", "gaussian")
 PolicyKind = Literal["tanh_gaussian", "gaussian"]
 
 
-def make_actor(
-    policy: str,
-    hidden: tuple[int, ...],
-    act_dim: int,
-    activation: str,
-    layer_norm: bool,
-    residual_depth: int,
-    log_std_min: float,
-    log_std_max: float,
-) -> nn.Module:
-    """Returns the actor module; ``apply(params, [obs, goal]) -> (mean, log_std)`` of shape ``[..., A]`` each."""
+def make_actor(cfg, act_dim: int) -> nn.Module:
+    """The actor module described by an agent config's actor fields (``policy``, ``actor_hidden_sizes``,
+    ``actor_activation``, ``actor_layer_norm``, ``actor_residual_depth``, ``log_std_min``, ``log_std_max``).
+
+    ``apply(params, [obs, goal]) -> (mean, log_std)``, each ``[..., act_dim]``.
+    """
+    policy, hidden, activation = cfg.policy, cfg.actor_hidden_sizes, cfg.actor_activation
+    layer_norm, residual_depth = cfg.actor_layer_norm, cfg.actor_residual_depth
+    log_std_min, log_std_max = cfg.log_std_min, cfg.log_std_max
     if policy == "tanh_gaussian":
         return TanhGaussianActor(hidden, act_dim, activation, layer_norm, residual_depth, log_std_min, log_std_max)
     if policy == "gaussian":

@@ -65,16 +65,8 @@ class GCBCState:
 
 
 def make_actor(cfg: GCBCConfig, spec: EnvSpec):
-    return common.make_actor(
-        cfg.policy,
-        cfg.actor_hidden_sizes,
-        spec.act_dim,
-        cfg.actor_activation,
-        cfg.actor_layer_norm,
-        cfg.actor_residual_depth,
-        cfg.log_std_min,
-        cfg.log_std_max,
-    )
+    """The actor module (see ``common.make_actor``)."""
+    return common.make_actor(cfg, spec.act_dim)
 
 
 def init(key: jax.Array, spec: EnvSpec, cfg: GCBCConfig) -> GCBCState:
