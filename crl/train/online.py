@@ -47,12 +47,12 @@ class DivergenceError(RuntimeError):
 class TrainConfig:
     """One online training run."""
 
-    env: str = "point_FourRooms"
+    env: str = "point_U"
     """Environment name (see `crl envs`)."""
     agent: Literal["crl", "gcbc"] = "crl"
     """Agent: crl or gcbc."""
-    steps: int = 200_000
-    """Total environment steps (summed over the parallel envs)."""
+    steps: int = 50_000
+    """Total environment steps (summed over the parallel envs); the paper trains for 1M."""
     seed: int = 0
     """Random seed (network init, sampling, envs)."""
     run_dir: Path | None = None
