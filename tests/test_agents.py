@@ -454,3 +454,19 @@ def test_gcbc_learns_sign_of_goal_direction():
     correct = (np.sign(np.asarray(action)) == np.asarray(b.action))[:, 0]
     assert correct[far].mean() > 0.9
     assert loss_curve[-20:].mean() < loss_curve[:20].mean()
+
+
+def test_mean_reg_adds_the_squared_pre_tanh_mean_penalty():
+    """actor_loss(mean_reg=c) - actor_loss(0) = c * mean_i sum_a mean_ia^2, with mean from the actor itself."""
+    c = 0.5
+    base, reg = tiny(), tiny(mean_reg=c)
+    state0, _, m0 = updated(base)
+    state1, _, m1 = updated(reg)
+    batch = random_batch(jax.random.PRNGKey(1))
+    obs = np.concatenate([batch.obs, batch.obs])  # random_goals=0.5 doubles the actor batch
+    goal = np.concatenate([batch.goal, np.roll(batch.goal, 1, axis=0)])
+    mean, _ = crl.make_actor(base, SPEC).apply(state0.actor, np.concatenate([obs, goal], -1))
+    expected = c * float(np.mean(np.sum(np.asarray(mean) ** 2, axis=-1)))
+    assert expected > 0
+    np.testing.assert_allclose(float(m1["actor_loss"]) - float(m0["actor_loss"]), expected, rtol=1e-4, atol=1e-6)
+    assert float(m0["policy_mean_abs"]) == pytest.approx(float(np.mean(np.abs(mean))), rel=1e-5)

@@ -86,6 +86,8 @@ class CRLConfig:
     """Floor of the tanh-Gaussian log-std (keeps the policy from collapsing to std 1e-6)."""
     log_std_max: float = 2.0
     """Ceiling of the tanh-Gaussian log-std."""
+    mean_reg: float = 0.0
+    """sac: penalty coef on the squared pre-tanh mean (SAC's mean regulariser); keeps tanh from saturating."""
     actor_lr: float = 3e-4
     """Actor Adam learning rate."""
     alpha_lr: float = 3e-4
@@ -112,6 +114,7 @@ class CRLConfig:
             (self.actor_loss != "sac" or 0.0 <= self.bc_coef <= 1.0, "bc_coef must be in [0, 1] with actor_loss=sac"),
             (self.bc_coef >= 0.0, "bc_coef must be >= 0"),
             (self.entropy_coef >= 0.0, "entropy_coef must be >= 0"),
+            (self.mean_reg >= 0.0, "mean_reg must be >= 0"),
             (self.log_std_min < self.log_std_max, "log_std_min must be below log_std_max"),
             (0.0 < self.tau <= 1.0, "tau must be in (0, 1]"),
             (min(self.critic_lr, self.actor_lr, self.alpha_lr) > 0, "learning rates must be > 0"),
@@ -290,7 +293,7 @@ def _actor_loss(cfg, spec, critic_params, log_alpha, actor_params, batch: Batch,
         q = jax.vmap(lambda p, g: losses.diag_energy(p, g, cfg.energy, critic_params.get("log_temp")))(phi, psi)
     q = losses.reduce_twin(q, cfg.twin_reduce)
     if cfg.actor_loss == "sac":
-        loss = jnp.mean(jnp.exp(log_alpha) * log_prob - q)
+        loss = jnp.mean(jnp.exp(log_alpha) * log_prob - q) + cfg.mean_reg * jnp.mean(jnp.sum(mean**2, axis=-1))
         loss = (1.0 - cfg.bc_coef) * loss - cfg.bc_coef * jnp.mean(bc_log_prob)
     else:
         loss = -jnp.mean(q) / jax.lax.stop_gradient(jnp.mean(jnp.abs(q)) + 1e-6) - cfg.bc_coef * jnp.mean(bc_log_prob)
@@ -299,6 +302,7 @@ def _actor_loss(cfg, spec, critic_params, log_alpha, actor_params, batch: Batch,
         "q_actor": jnp.mean(q),
         "entropy": -jnp.mean(log_prob),
         "policy_std": jnp.mean(jnp.exp(log_std)),
+        "policy_mean_abs": jnp.mean(jnp.abs(mean)),  # pre-tanh; large values mean a saturated, stuck actor
         "bc_log_prob": jnp.mean(bc_log_prob),
     }
     return loss, (metrics, log_prob)
