@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 from crl.agents import crl as crl_agent
 from crl.agents import gcbc as gcbc_agent
@@ -32,7 +32,3 @@ def get_agent(name: str) -> AgentDef:
     if name not in AGENTS:
         raise UnknownAgentError(f"unknown agent {name!r}; known agents: {', '.join(AGENTS)}")
     return AGENTS[name]
-
-
-def policy_kind(cfg: Any) -> str:
-    return cfg.policy

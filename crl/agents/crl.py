@@ -9,7 +9,7 @@ absolute value (OGBench).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import flax.struct as struct
@@ -368,4 +368,3 @@ def with_preset(name: str, **overrides) -> CRLConfig:
 
 
 __all__ = ["CRLConfig", "CRLState", "PRESETS", "init", "update", "make_actor", "critic_logits", "critic_value"]
-_ = field  # dataclasses.field re-exported for config subclasses
