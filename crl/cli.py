@@ -1,7 +1,10 @@
 """The `crl` command: train, resume, evaluate, benchmark, list environments.
 
-    crl train [--env ENV] [--agent crl|gcbc] [--steps N] [--seed S] [--run-dir DIR] [--crl.FIELD ...]
+    crl train [--env ENV] [--agent crl|gcbc] [--preset P] [--steps N] [--seed S] [--run-dir DIR] [--crl.FIELD ...]
+    crl train --env pointmaze-medium-navigate-v0 [--data-dir DIR | --dataset FILE]   (offline, OGBench)
     crl train --resume DIR [--steps N]
+    crl data generate NAME --out DIR [--episodes N] [--workers W]
+    crl data check NAME [--data-dir DIR | --dataset FILE]
     crl eval DIR [--episodes N]
     crl bench learner --preset paper-online|ogbench-crl
     crl envs
@@ -30,8 +33,13 @@ USAGE = __doc__
 
 @dataclass(frozen=True)
 class TrainCommand(TrainConfig):
-    """Train an agent online. Every field below is a flag; `--resume DIR` continues a run instead."""
+    """Train an agent online on a built-in env, or offline on an OGBench dataset (ENV = dataset name). The
+    defaults shown come from --preset for the given --env/--agent; every field is a flag that overrides them.
+    `--resume DIR` continues a run instead."""
 
+    preset: str = "auto"
+    """Starting config: auto (OGBench dataset -> ogbench with that dataset's flags, else paper-online), none,
+    paper-online, ogbench, paper-offline."""
     resume: Path | None = None
     """Continue the run in this directory from its newest valid checkpoint (only --steps may change)."""
 
@@ -62,17 +70,72 @@ class BenchCommand:
     """Limit the process to this many CPU threads (default: all cores)."""
 
 
+@dataclass(frozen=True)
+class GenerateCommand:
+    """Regenerate an OGBench dataset locally with OGBench's environments and scripted oracles; writes
+    OUT/NAME.npz and OUT/NAME-val.npz in OGBench's format."""
+
+    name: Annotated[str, tyro.conf.Positional]
+    """Dataset name, e.g. pointmaze-medium-navigate-v0 (see the list in `crl data generate --help`)."""
+    out: Path = Path("~/.ogbench/data")
+    """Output directory (the default is where `crl train` and OGBench look)."""
+    episodes: int | None = None
+    """Training episodes (default: OGBench's count); the -val file gets a tenth as many."""
+    workers: int | None = None
+    """Worker processes (default: all cores)."""
+    seed: int = 0
+    """Random seed."""
+    force: bool = False
+    """Overwrite existing files."""
+
+
+@dataclass(frozen=True)
+class CheckCommand:
+    """Validate an OGBench dataset (and its -val file) and print its size as one JSON line."""
+
+    name: Annotated[str, tyro.conf.Positional]
+    """Dataset name, e.g. pointmaze-medium-navigate-v0."""
+    dataset: Path | None = None
+    """The .npz file (default DATA_DIR/NAME.npz)."""
+    data_dir: Path | None = None
+    """Dataset directory (default ~/.ogbench/data)."""
+
+
 def _fail(msg: str, code: int = 2) -> int:
     print(f"crl: error: {msg}", file=sys.stderr)
     return code
+
+
+def _flag_value(argv: list[str], flag: str, default: str) -> str:
+    """The value of ``--flag V`` or ``--flag=V`` in argv (last one wins), else ``default``."""
+    value = default
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif a.startswith(flag + "="):
+            value = a.split("=", 1)[1]
+    return value
 
 
 def _train(argv: list[str]) -> int:
     from crl.train import online
     from crl.train.checkpoint import CheckpointError
     from crl.train.io import write_json_atomic
+    from crl.train.presets import preset_config
 
-    args = tyro.cli(TrainCommand, args=argv, prog="crl train", description=TrainCommand.__doc__)
+    try:
+        if "--resume" in argv or any(a.startswith("--resume=") for a in argv):
+            args = tyro.cli(TrainCommand, args=argv, prog="crl train", description=TrainCommand.__doc__)
+        else:
+            env = _flag_value(argv, "--env", TrainConfig.env)
+            agent = _flag_value(argv, "--agent", TrainConfig.agent)
+            preset = _flag_value(argv, "--preset", "auto")
+            base = preset_config(env, agent if agent in ("crl", "gcbc") else "crl", preset)
+            default = TrainCommand(**{f.name: getattr(base, f.name) for f in fields(TrainConfig)}, preset=preset)
+            args = tyro.cli(TrainCommand, args=argv, prog="crl train", description=TrainCommand.__doc__,
+                            default=default)
+    except ValueError as e:
+        return _fail(str(e))
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     try:
         if args.resume is not None:
@@ -94,6 +157,13 @@ def _train(argv: list[str]) -> int:
         return _fail(str(e) or "interrupted", 130)
     except (ValueError, FileExistsError, FileNotFoundError, CheckpointError, online.DivergenceError) as e:
         return _fail(str(e))
+    if online.is_offline(cfg):
+        tasks = " ".join(f"{summary[k]:.2f}" for k in sorted(summary) if k.startswith("task"))
+        print(
+            f"success {summary['success']:.3f} (OGBench: mean over tasks of success at the episode's end; per task "
+            f"{tasks}) after {summary['updates']} updates, {summary['wall_seconds']:.0f} s\nrun dir: {summary['run_dir']}"
+        )
+        return 0
     print(
         f"success {summary['success']:.3f} (goal reached at any step; at the last step: "
         f"{summary['success_final']:.3f}) after {summary['env_steps']} env steps, {summary['updates']} updates, "
@@ -127,6 +197,40 @@ def _bench(argv: list[str]) -> int:
     return 0
 
 
+def _data(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("generate", "check"):
+        return _fail("usage: crl data generate NAME --out DIR | crl data check NAME [--dataset FILE]")
+    from crl.data.offline import DatasetError
+
+    if argv[0] == "generate":
+        args = tyro.cli(GenerateCommand, args=argv[1:], prog="crl data generate", description=GenerateCommand.__doc__)
+        from crl.data.generate import GenerationError, generate_dataset
+
+        try:
+            paths = generate_dataset(args.name, args.out.expanduser(), episodes=args.episodes, workers=args.workers,
+                                     seed=args.seed, force=args.force)
+        except (GenerationError, DatasetError, ValueError) as e:
+            return _fail(str(e))
+        except KeyboardInterrupt:
+            return _fail("interrupted; nothing was written", 130)
+        print(json.dumps({"train": str(paths[0]), "val": str(paths[1])}))
+        return 0
+    args = tyro.cli(CheckCommand, args=argv[1:], prog="crl data check", description=CheckCommand.__doc__)
+    from crl.data.ogbench_data import load_ogbench
+
+    try:
+        data, val = load_ogbench(args.name, args.dataset, args.data_dir)
+    except DatasetError as e:
+        return _fail(str(e))
+    out = {}
+    for split, d in (("train", data), ("val", val)):
+        if d is not None:
+            out[split] = {"file": d.source, "episodes": int(d.traj.ep_len.shape[0]),
+                          "transitions": d.traj.num_transitions, "obs_dim": d.spec.obs_dim, "act_dim": d.spec.act_dim}
+    print(json.dumps(out))
+    return 0
+
+
 def _envs(argv: list[str]) -> int:
     from crl.envs import ENV_NAMES, make_vec_env
 
@@ -136,7 +240,7 @@ def _envs(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "eval": _eval, "bench": _bench, "envs": _envs}
+COMMANDS = {"train": _train, "eval": _eval, "bench": _bench, "data": _data, "envs": _envs}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -423,3 +423,93 @@ def test_ring_shape_errors():
         ring.load_state_dict(other.state_dict())
     small = EpisodeRing(capacity=H - 1, horizon=H, obs_dim=3, act_dim=1)  # below one episode: one slot
     assert small.num_slots == 1
+
+
+# ----------------------------------------------------------------------------- OGBench-style sampling
+
+
+def capped_geometric_pmf(gamma: float, cap: int) -> np.ndarray:
+    """P(min(K, cap) = k) for K ~ geometric(1 - gamma) on 1, 2, ...: index 0 is k = 1; the cap takes the tail."""
+    k = np.arange(1, cap + 1, dtype=np.float64)
+    p = (1 - gamma) * gamma ** (k - 1)
+    p[-1] = gamma ** (cap - 1)
+    return p
+
+
+OG_LENGTHS = [3, 10, 25, 50, 100, 12, 1, 7]
+
+
+@pytest.fixture(scope="module")
+def ogbench_batch():
+    sampler = GoalSampler(GAMMA, "uniform", style="ogbench")
+    return sample_many(padded_store(OG_LENGTHS), sampler=sampler, seed=5)
+
+
+def test_ogbench_style_never_samples_the_final_row(ogbench_batch):
+    lengths = lengths_by_id(OG_LENGTHS)
+    ep, t, goal_t, actor_t, _ = (ogbench_batch.obs[..., 0].astype(int), ogbench_batch.obs[..., 1].astype(int),
+                                 ogbench_batch.goal[..., 1].astype(int), ogbench_batch.actor_goal[..., 1].astype(int),
+                                 None)
+    length = np.vectorize(lengths.get)(ep)
+    last = length - 1  # the last row with a successor
+    np.testing.assert_array_equal(ogbench_batch.next_obs[..., 1], t + 1)
+    np.testing.assert_array_equal(ogbench_batch.goal[..., 0], ep)
+    np.testing.assert_array_equal(ogbench_batch.actor_goal[..., 0], ep)
+    assert np.all(t <= last) and np.all(goal_t <= last) and np.all(actor_t <= last)
+    # the goal is strictly in the future except at the last state, where OGBench's cap makes it the state itself
+    assert np.all((goal_t > t) | ((t == last) & (goal_t == t)))
+    # states are uniform over all transitions (with replacement): episode frequency proportional to length
+    counts = np.bincount(ep.ravel() - 1, minlength=len(OG_LENGTHS))
+    assert chi2_pvalue(counts, np.asarray(OG_LENGTHS) / sum(OG_LENGTHS) * ep.size) > P_MIN
+
+
+def test_ogbench_style_goal_offset_is_capped_geometric(ogbench_batch):
+    lengths = lengths_by_id(OG_LENGTHS)
+    ep, t = ogbench_batch.obs[..., 0].astype(int).ravel(), ogbench_batch.obs[..., 1].astype(int).ravel()
+    goal_t = ogbench_batch.goal[..., 1].astype(int).ravel()
+    cap = np.vectorize(lengths.get)(ep) - 1 - t  # distance to the last state
+    sel = cap >= 1
+    offsets, caps = goal_t[sel] - t[sel], cap[sel]
+    assert conditional_pvalue(offsets, caps, lambda c: capped_geometric_pmf(GAMMA, c)) > P_MIN
+    # negative control: the paper's truncated-and-renormalised law is a different distribution
+    assert conditional_pvalue(offsets, caps, lambda c: geometric_pmf(GAMMA, c)) < 1e-8
+
+
+def test_ogbench_style_uniform_actor_goals(ogbench_batch):
+    """OGBench: round(min(i+1, last) * u + last * (1 - u)), u ~ U[0, 1): end points get half weight."""
+    lengths = lengths_by_id(OG_LENGTHS)
+    ep, t = ogbench_batch.obs[..., 0].astype(int).ravel(), ogbench_batch.obs[..., 1].astype(int).ravel()
+    actor_t = ogbench_batch.actor_goal[..., 1].astype(int).ravel()
+    last = np.vectorize(lengths.get)(ep) - 1
+    sel = last - t >= 2
+    span = last[sel] - t[sel]  # actor goal offset lies in 1..span
+
+    def pmf(s):
+        p = np.ones(s) / (s - 1)
+        p[0] = p[-1] = 0.5 / (s - 1)
+        return p
+
+    offsets = actor_t[sel] - t[sel]
+    assert conditional_pvalue(offsets, span, pmf) > P_MIN
+    assert conditional_pvalue(offsets, span, uniform_pmf) < 1e-8
+
+
+def test_actor_random_goals_fraction():
+    lengths = [40] * 60
+    sampler = GoalSampler(GAMMA, "uniform", style="ogbench", actor_random_goals=0.5)
+    batch = sample_many(padded_store(lengths), sampler=sampler, seed=9)
+    ep = batch.obs[..., 0].astype(int)
+    other = batch.actor_goal[..., 0].astype(int) != ep
+    # a random row falls in the same episode with probability 1/60; random goals are drawn from real rows only
+    assert abs(other.mean() - 0.5 * (1 - 1 / 60)) < 0.02
+    assert np.all(batch.actor_goal[..., 0] >= 1) and np.all(batch.actor_goal[..., 1] < 40)
+    np.testing.assert_array_equal(batch.goal[..., 0], ep)  # the critic's goals are never random
+
+
+def test_goal_sampler_rejects_bad_settings():
+    with pytest.raises(ValueError, match="style"):
+        GoalSampler(0.9, style="d4rl")
+    with pytest.raises(ValueError, match="actor_goals"):
+        GoalSampler(0.9, "random")
+    with pytest.raises(ValueError, match="actor_random_goals"):
+        GoalSampler(0.9, actor_random_goals=1.5)

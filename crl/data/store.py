@@ -84,35 +84,85 @@ def _with_replacement(key: jax.Array, ep_len: jax.Array, n: int) -> jax.Array:
     return jnp.minimum(jnp.searchsorted(cum, u, side="right"), ep_len.shape[0] - 1).astype(jnp.int32)
 
 
+def capped_geometric(key: jax.Array, gamma: float, shape) -> jax.Array:
+    """Samples offsets k >= 1 with P(k) = (1 - gamma) gamma^(k-1) (untruncated; callers cap them). Returns int32."""
+    u = jax.random.uniform(key, shape, minval=jnp.finfo(jnp.float32).tiny, maxval=1.0)
+    return jnp.maximum(jnp.ceil(jnp.log(u) / jnp.log(gamma)), 1).astype(jnp.int32)
+
+
+GOAL_STYLES = ("paper", "ogbench")
+ACTOR_GOALS = ("same", "uniform")
+
+
 @dataclass(frozen=True)
 class GoalSampler:
-    """Relabelled-transition sampler.
+    """Relabelled-transition sampler, in one of two styles.
 
-    Critic goals: ``obs_to_goal(s_j)`` with j - i ~ geometric(1 - discount) truncated to the episode (offset >= 1,
-    never across an episode boundary; the episode's final observation may be a goal, as in the CRL paper).
-    Actor goals: 'same' as the critic's, or 'uniform' over the future states of the same episode (OGBench).
+    ``style='paper'`` (the CRL paper's online replay): rows come from distinct trajectories whenever the store
+    holds at least B episodes; the critic goal is ``obs_to_goal(s_j)`` with j - i ~ geometric(1 - discount)
+    truncated to the episode and renormalised (offset >= 1, never across an episode boundary); the episode's
+    final observation may be a goal.
+
+    ``style='ogbench'`` (OGBench's ``GCDataset`` on a compact dataset): rows are uniform over all transitions,
+    with replacement; the critic goal index is ``min(i + geometric(1 - discount), last)`` where ``last`` is the
+    episode's last state that has a successor, so the final observation is never a state or a goal.
+
+    Actor goals: 'same' as the critic's, or 'uniform' over the future states of the same episode (OGBench's
+    ``round(min(i+1, last) * u + last * (1 - u))`` in the ogbench style, uniform over i+1..end in the paper
+    style); then, with probability ``actor_random_goals``, replaced by the goal of a uniformly random row of the
+    whole store (OGBench's ``actor_p_randomgoal``).
     """
 
     discount: float
     actor_goals: Literal["same", "uniform"] = "same"
+    style: Literal["paper", "ogbench"] = "paper"
+    actor_random_goals: float = 0.0
+
+    def __post_init__(self):
+        if self.style not in GOAL_STYLES:
+            raise ValueError(f"goal sampling style must be one of {GOAL_STYLES}, got {self.style!r}")
+        if self.actor_goals not in ACTOR_GOALS:
+            raise ValueError(f"actor_goals must be one of {ACTOR_GOALS}, got {self.actor_goals!r}")
+        if not 0.0 <= self.actor_random_goals <= 1.0:
+            raise ValueError(f"actor_random_goals must be in [0, 1], got {self.actor_random_goals}")
 
     def sample(self, key: jax.Array, traj: Trajectories, spec: EnvSpec, batch_size: int) -> Batch:
         """Returns one ``Batch`` of ``batch_size`` rows (pure; call inside jit)."""
-        k_ep, k_t, k_goal, k_actor = jax.random.split(key, 4)
-        ep = sample_episodes(k_ep, traj.ep_len, batch_size)
+        k_ep, k_t, k_goal, k_actor, k_rand, k_mix = jax.random.split(key, 6)
+        ogbench = self.style == "ogbench"
+        if ogbench:
+            ep = _with_replacement(k_ep, traj.ep_len, batch_size)
+        else:
+            ep = sample_episodes(k_ep, traj.ep_len, batch_size)
         length = traj.ep_len[ep]
         t = jnp.minimum((jax.random.uniform(k_t, (batch_size,)) * length).astype(jnp.int32), length - 1)
         row = traj.ep_start[ep] + t
-        remaining = length - t  # the future states are rows row+1 .. row+remaining
-        goal_row = row + truncated_geometric(k_goal, self.discount, remaining)
-        goal = spec.obs_to_goal(traj.obs[goal_row])
-        if self.actor_goals == "same":
-            actor_goal = goal
+        if ogbench:
+            last = traj.ep_start[ep] + length - 1  # the last row with a successor
+            goal_row = jnp.minimum(row + capped_geometric(k_goal, self.discount, (batch_size,)), last)
         else:
-            offset = 1 + jnp.minimum(
+            remaining = length - t  # the future states are rows row+1 .. row+remaining
+            goal_row = row + truncated_geometric(k_goal, self.discount, remaining)
+        goal = spec.obs_to_goal(traj.obs[goal_row])
+        if self.actor_goals == "same" and self.actor_random_goals == 0.0:
+            return Batch(traj.obs[row], traj.actions[row], traj.obs[row + 1], goal, goal)
+        if self.actor_goals == "same":
+            actor_row = goal_row
+        elif ogbench:
+            u = jax.random.uniform(k_actor, (batch_size,))
+            actor_row = jnp.round(jnp.minimum(row + 1, last) * u + last * (1.0 - u)).astype(jnp.int32)
+        else:
+            actor_row = row + 1 + jnp.minimum(
                 (jax.random.uniform(k_actor, (batch_size,)) * remaining).astype(jnp.int32), remaining - 1
             )
-            actor_goal = spec.obs_to_goal(traj.obs[row + offset])
+        if self.actor_random_goals > 0.0:
+            r_ep = _with_replacement(k_rand, traj.ep_len, batch_size)
+            r_len = traj.ep_len[r_ep]
+            r_t = jnp.minimum((jax.random.uniform(jax.random.fold_in(k_rand, 1), (batch_size,)) * r_len).astype(
+                jnp.int32), r_len - 1)
+            use_random = jax.random.uniform(k_mix, (batch_size,)) < self.actor_random_goals
+            actor_row = jnp.where(use_random, traj.ep_start[r_ep] + r_t, actor_row)
+        actor_goal = spec.obs_to_goal(traj.obs[actor_row])
         return Batch(traj.obs[row], traj.actions[row], traj.obs[row + 1], goal, actor_goal)
 
 

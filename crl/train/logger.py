@@ -180,8 +180,9 @@ class RunLogger:
         self.close()
 
 
-def truncate_eval_csv(run_dir: str | Path, max_env_steps: int) -> int:
-    """Drops eval.csv rows logged after ``max_env_steps`` (written after the checkpoint a run resumes from).
+def truncate_eval_csv(run_dir: str | Path, max_env_steps: int, column: str = "env_steps") -> int:
+    """Drops eval.csv rows whose ``column`` exceeds ``max_env_steps`` (rows written after the checkpoint a run
+    resumes from; offline runs count ``updates``).
 
     Rewrites the file atomically; returns the number of rows dropped.
     """
@@ -192,9 +193,9 @@ def truncate_eval_csv(run_dir: str | Path, max_env_steps: int) -> int:
         return 0
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    if not rows or "env_steps" not in rows[0]:
+    if not rows or column not in rows[0]:
         return 0
-    col = rows[0].index("env_steps")
+    col = rows[0].index(column)
     keep = [rows[0]] + [r for r in rows[1:] if len(r) == len(rows[0]) and int(float(r[col])) <= max_env_steps]
     dropped = len(rows) - len(keep)
     if dropped:

@@ -26,7 +26,8 @@ from crl.agents import AGENTS, get_agent
 from crl.agents import common
 from crl.agents.crl import CRLConfig
 from crl.agents.gcbc import GCBCConfig
-from crl.data.store import EpisodeRing, GoalSampler
+from crl.data.ogbench_data import is_ogbench_dataset
+from crl.data.store import ACTOR_GOALS, GOAL_STYLES, EpisodeRing, GoalSampler
 from crl.envs import make_vec_env
 from crl.envs.base import VecGoalEnv
 from crl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -48,31 +49,46 @@ class TrainConfig:
     """One online training run."""
 
     env: str = "point_U"
-    """Environment name (see `crl envs`)."""
+    """Environment (see `crl envs`), or an OGBench dataset name (e.g. pointmaze-medium-navigate-v0) to train
+    offline on that dataset and evaluate on its env's 5 tasks."""
     agent: Literal["crl", "gcbc"] = "crl"
     """Agent: crl or gcbc."""
     steps: int = 50_000
-    """Total environment steps (summed over the parallel envs); the paper trains for 1M."""
+    """Online: total environment steps (summed over the parallel envs; the paper trains for 1M). Offline: gradient
+    updates (OGBench: 1M)."""
     seed: int = 0
     """Random seed (network init, sampling, envs)."""
     run_dir: Path | None = None
     """Output directory; default runs/{env}_{agent}_s{seed}_{time}."""
     force: bool = False
     """Overwrite an existing run directory."""
+    dataset: Path | None = None
+    """Offline: the OGBench .npz file to train on (its -val.npz beside it is loaded too); default DATA_DIR/ENV.npz."""
+    data_dir: Path | None = None
+    """Offline: directory holding OGBench datasets as NAME.npz and NAME-val.npz (default ~/.ogbench/data)."""
+    goal_sampling: Literal["paper", "ogbench"] = "paper"
+    """paper: distinct trajectories per batch, truncated geometric offset, final obs may be a goal; ogbench:
+    OGBench's sampler (uniform rows, geometric offset capped at the last state, final obs never sampled)."""
+    actor_goals: Literal["same", "uniform"] = "same"
+    """The actor's goals: the critic's (same) or uniform over the same trajectory's future (OGBench)."""
+    actor_random_goals: float = 0.0
+    """Probability that an actor goal is replaced by a random dataset state (OGBench stitch datasets: 0.5)."""
     num_envs: int = 4
-    """Parallel environments stepped in lock-step (the paper uses 4 actors)."""
+    """Online: parallel environments stepped in lock-step (the paper uses 4 actors)."""
     warmup_steps: int = 10_000
-    """Uniform-random actions, and no learning, until this many env steps are stored."""
+    """Online: uniform-random actions, and no learning, until this many env steps are stored."""
     updates_per_step: float = 1.0
-    """Update-to-data ratio: gradient steps per environment step (the paper: one batch-256 step per env step)."""
+    """Online: gradient steps per environment step (the paper: one batch-256 step per env step)."""
     updates_per_call: int = 64
     """Gradient steps scanned inside one jitted call (a speed knob, not the UTD ratio)."""
     buffer_size: int = 1_000_000
-    """Replay capacity in transitions (FIFO over whole episodes)."""
+    """Online: replay capacity in transitions (FIFO over whole episodes)."""
     eval_every: int = 10_000
-    """Evaluate (and checkpoint) every this many env steps."""
+    """Evaluate (and checkpoint) every this many env steps (offline: updates)."""
     eval_episodes: int = 100
-    """Evaluation episodes (deterministic policy, all run in parallel)."""
+    """Evaluation episodes (deterministic policy, run in parallel); offline: episodes per OGBench task."""
+    eval_envs: int = 50
+    """Offline: OGBench env copies stepped in lock-step during evaluation (episodes run in waves of this many)."""
     checkpoints_kept: int = 2
     """How many checkpoints to keep in run_dir/checkpoints."""
     log_every: int = 1_000
@@ -110,8 +126,12 @@ def validate(cfg: TrainConfig, env: VecGoalEnv | None = None) -> None:
         (cfg.eval_episodes > 0, f"eval_episodes must be > 0, got {cfg.eval_episodes}"),
         (cfg.checkpoints_kept > 0, f"checkpoints_kept must be > 0, got {cfg.checkpoints_kept}"),
         (cfg.log_every > 0, f"log_every must be > 0, got {cfg.log_every}"),
+        (cfg.eval_envs > 0, f"eval_envs must be > 0, got {cfg.eval_envs}"),
+        (0.0 <= cfg.actor_random_goals <= 1.0, f"actor_random_goals must be in [0, 1], got {cfg.actor_random_goals}"),
+        (cfg.goal_sampling in GOAL_STYLES, f"goal_sampling must be one of {GOAL_STYLES}, got {cfg.goal_sampling!r}"),
+        (cfg.actor_goals in ACTOR_GOALS, f"actor_goals must be one of {ACTOR_GOALS}, got {cfg.actor_goals!r}"),
         (
-            acfg.batch_size <= cfg.buffer_size,
+            is_offline(cfg) or acfg.batch_size <= cfg.buffer_size,
             f"batch_size ({acfg.batch_size}) is larger than the buffer (buffer_size={cfg.buffer_size})",
         ),
     ]
@@ -129,6 +149,11 @@ def validate(cfg: TrainConfig, env: VecGoalEnv | None = None) -> None:
         )
 
 
+def is_offline(cfg: TrainConfig) -> bool:
+    """True when ``cfg.env`` names an OGBench dataset (offline training)."""
+    return is_ogbench_dataset(cfg.env)
+
+
 def env_spec(env: VecGoalEnv) -> EnvSpec:
     """The shapes an agent needs from an env."""
     return EnvSpec(env.obs_dim, env.goal_dim, env.act_dim, env.goal_start, env.goal_end)
@@ -140,7 +165,8 @@ def config_to_dict(cfg: TrainConfig) -> dict:
     for name in AGENTS:
         if name != cfg.agent:
             d.pop(name)
-    d["run_dir"] = str(cfg.run_dir) if cfg.run_dir is not None else None
+    for key in ("run_dir", "dataset", "data_dir"):
+        d[key] = str(d[key]) if d[key] is not None else None
     return d
 
 
@@ -152,23 +178,30 @@ def config_from_dict(d: dict) -> TrainConfig:
         if name in d:
             section = {k: tuple(v) if isinstance(v, list) else v for k, v in d.pop(name).items()}
             agent_sections[name] = agent.config_cls(**section)
-    d["run_dir"] = Path(d["run_dir"]) if d.get("run_dir") else None
+    for key in ("run_dir", "dataset", "data_dir"):
+        d[key] = Path(d[key]) if d.get(key) else None
     return TrainConfig(**d, **agent_sections)
 
 
 class Learner:
-    """Jitted functions of one (agent, env) pair: K scanned updates with in-jit sampling, and the policy."""
+    """Jitted functions of one (agent, env) pair: K scanned updates with in-jit sampling, and the policy.
+
+    ``train_call(state, traj, key, k)`` runs k updates (k static: each distinct k compiles once) and returns the
+    new state and the mean metrics; ``metrics_call(state, traj, key)`` the metrics of one update on a batch of
+    ``traj`` without changing the state (validation); ``policy(actor_params, obs, goal, key, deterministic)``.
+    """
 
     def __init__(self, cfg: TrainConfig, spec: EnvSpec):
         self.agent = get_agent(cfg.agent)
-        self.acfg = cfg.agent_config
+        self.acfg = self.agent_config = cfg.agent_config
         self.spec = spec
         self.actor = self.agent.make_actor(self.acfg, spec)
-        sampler = GoalSampler(self.acfg.discount)
+        sampler = GoalSampler(self.acfg.discount, cfg.actor_goals, cfg.goal_sampling, cfg.actor_random_goals)
         update = partial(self.agent.update, cfg=self.acfg, spec=spec)
-        batch_size, k = self.acfg.batch_size, cfg.updates_per_call
+        batch_size = self.acfg.batch_size
+        self.updates_per_call = cfg.updates_per_call
 
-        def train_call(state, traj, key):
+        def train_call(state, traj, key, k):
             def body(state, key):
                 k_sample, k_update = jax.random.split(key)
                 return update(state, sampler.sample(k_sample, traj, spec, batch_size), k_update)
@@ -176,9 +209,18 @@ class Learner:
             state, metrics = jax.lax.scan(body, state, jax.random.split(key, k))
             return state, jax.tree.map(jnp.mean, metrics)
 
-        self.train_call = jax.jit(train_call, donate_argnums=0)
+        def metrics_call(state, traj, key):
+            k_sample, k_update = jax.random.split(key)
+            return update(state, sampler.sample(k_sample, traj, spec, batch_size), k_update)[1]
+
+        self._train_call = jax.jit(train_call, donate_argnums=0, static_argnums=3)
+        self.metrics_call = jax.jit(metrics_call)
         policy = self.acfg.policy
         self.policy = jax.jit(partial(common.act, self.actor, policy), static_argnames="deterministic")
+
+    def train_call(self, state, traj, key, k: int | None = None):
+        """``k`` updates (default ``updates_per_call``) in one jitted call; returns ``(state, mean metrics)``."""
+        return self._train_call(state, traj, key, self.updates_per_call if k is None else k)
 
     def init(self, key: jax.Array):
         return self.agent.init(key, self.spec, self.acfg)
@@ -241,11 +283,16 @@ class Progress:
 
 
 def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | None = None) -> dict[str, Any]:
-    """Trains one agent online and returns the summary dict (also written to run_dir/summary.json).
+    """Trains one agent and returns the summary dict (also written to run_dir/summary.json). Online on a built-in
+    env; offline (``crl.train.offline.train_offline``) when ``cfg.env`` is an OGBench dataset name.
 
     With ``resume=True``, ``cfg.run_dir`` must hold a run; its newest valid checkpoint is restored and training
     continues to ``cfg.steps``. ``stop_after_env_steps`` ends the run early as if interrupted (for tests).
     """
+    if is_offline(cfg):
+        from crl.train.offline import train_offline
+
+        return train_offline(cfg, resume=resume, stop_after_updates=stop_after_env_steps)
     env = make_vec_env(cfg.env, cfg.num_envs, seed=cfg.seed)
     validate(cfg, env)
     eval_env = make_vec_env(cfg.env, cfg.eval_episodes, seed=cfg.seed)

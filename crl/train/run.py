@@ -14,7 +14,8 @@ from crl.agents import crl as crl_agent
 from crl.envs import make_vec_env
 from crl.train.checkpoint import latest_checkpoint, load_checkpoint
 from crl.train.io import read_json
-from crl.train.online import Learner, TrainConfig, env_spec, evaluate, load_config
+from crl.train.online import Learner, TrainConfig, env_spec, evaluate, is_offline, load_config
+from crl.types import EnvSpec
 
 
 @dataclass
@@ -55,10 +56,21 @@ class Run:
         return out[0] if single else out
 
     def evaluate(self, episodes: int | None = None, seed: int = 12345) -> dict[str, float]:
-        """Runs ``episodes`` deterministic episodes in parallel; returns success, success_final, distances."""
+        """Runs ``episodes`` deterministic episodes in parallel; returns success, success_final, distances.
+        Offline (OGBench) runs: ``episodes`` per task on the env's 5 tasks; returns OGBench's ``success`` (mean over
+        tasks of success at the episode's end), ``success_any`` and ``task{k}_success``."""
         n = episodes or self.config.eval_episodes
         if n <= 0:
             raise ValueError(f"episodes must be > 0, got {n}")
+        if is_offline(self.config):
+            from crl.data.ogbench_data import env_id
+            from crl.envs.ogbench_env import OGBenchEvaluator
+
+            evaluator = OGBenchEvaluator(env_id(self.config.env), min(n, self.config.eval_envs))
+            try:
+                return evaluator.evaluate(lambda o, g: self.policy(o, g), n, seed)
+            finally:
+                evaluator.close()
         env = make_vec_env(self.config.env, n, seed=seed)
         return evaluate(env, lambda o, g: self.policy(o, g), seed=seed)
 
@@ -70,14 +82,26 @@ def _batched(obs, goal):
     return jnp.atleast_2d(obs), jnp.atleast_2d(goal), single
 
 
+def run_spec(cfg: TrainConfig) -> EnvSpec:
+    """The agent's shapes for a config, from its env (no dataset needed; OGBench goals are full observations)."""
+    if is_offline(cfg):
+        from crl.data.ogbench_data import env_id
+        from crl.envs.ogbench_env import make_ogbench_env
+
+        env = make_ogbench_env(env_id(cfg.env))
+        obs_dim, act_dim = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
+        env.close()
+        return EnvSpec(obs_dim, obs_dim, act_dim)
+    return env_spec(make_vec_env(cfg.env, 1))
+
+
 def load_run(run_dir: str | Path) -> Run:
     """Loads a run directory (config.json + newest valid checkpoint)."""
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
     if latest_checkpoint(run_dir) is None:
         raise FileNotFoundError(f"{run_dir} has no checkpoint")
-    env = make_vec_env(cfg.env, 1)
-    learner = Learner(cfg, env_spec(env))
+    learner = Learner(cfg, run_spec(cfg))
     template = (learner.init(jax.random.key(0)), jax.random.key(0))
     step, (state, _), _ = load_checkpoint(run_dir, template)
     return Run(run_dir, cfg, state, step, learner)

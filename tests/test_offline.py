@@ -1,0 +1,318 @@
+"""Offline training on OGBench datasets: loading and validation, presets, the OGBench evaluation protocol, the
+offline loop (run directory, resume, learning) and the CLI.
+
+Datasets here are small files in OGBench's format recorded from the real OGBench pointmaze env with random
+actions (no download, no generator needed).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import crl
+from crl.cli import main
+from crl.data.offline import DatasetError
+from crl.data.ogbench_data import dataset_paths, env_id, is_ogbench_dataset, load_ogbench
+from crl.envs.ogbench_env import OGBenchEvaluator
+from crl.train import online
+from crl.train.checkpoint import list_checkpoints
+from crl.train.offline import train_offline
+from crl.train.presets import ogbench_flags, preset_config
+
+ogbench = pytest.importorskip("ogbench")
+
+NAME = "pointmaze-medium-navigate-v0"
+
+
+def record_episodes(num_episodes: int, steps: int, seed: int) -> dict[str, np.ndarray]:
+    """Random-action episodes of the real pointmaze-medium env, stored as OGBench stores them; episodes start in
+    turn at the 10 start and goal cells of the env's evaluation tasks."""
+    import gymnasium
+
+    env = gymnasium.make(env_id(NAME))
+    tasks = env.unwrapped.task_infos
+    cells = [t["init_ij"] for t in tasks] + [t["goal_ij"] for t in tasks]
+    rng = np.random.default_rng(seed)
+    obs, actions, terminals = [], [], []
+    for e in range(num_episodes):
+        np.random.seed(seed * 1000 + e)  # the maze env's start noise comes from the global generator
+        cell = cells[(e + seed) % len(cells)]
+        o, _ = env.reset(options=dict(task_info=dict(init_ij=cell, goal_ij=cell)))
+        for t in range(steps + 1):
+            a = rng.uniform(-1, 1, 2).astype(np.float32)
+            obs.append(o)
+            actions.append(a)
+            terminals.append(t == steps)
+            if t < steps:
+                o, *_ = env.step(a)
+    return {
+        "observations": np.asarray(obs, np.float32),
+        "actions": np.asarray(actions, np.float32),
+        "terminals": np.asarray(terminals, bool),
+    }
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("ogbench")
+    np.savez_compressed(d / f"{NAME}.npz", **record_episodes(24, 60, seed=0))
+    np.savez_compressed(d / f"{NAME}-val.npz", **record_episodes(10, 60, seed=1))
+    return d
+
+
+def small(data_dir: Path, run_dir: Path, agent: str = "crl", **kw) -> crl.TrainConfig:
+    """The OGBench preset with tiny networks: 5 tasks x 1 episode per evaluation."""
+    cfg = preset_config(NAME, agent)
+    net = dict(batch_size=32, actor_hidden_sizes=(32, 32))
+    agent_cfg = {"crl": replace(cfg.crl, hidden_sizes=(32, 32), repr_dim=16, **net), "gcbc": replace(cfg.gcbc, **net)}
+    base = dict(data_dir=data_dir, run_dir=run_dir, steps=40, eval_every=20, eval_episodes=1, updates_per_call=10,
+                progress=False)
+    return replace(cfg, **{agent: agent_cfg[agent]}, **{**base, **kw})
+
+
+# ----------------------------------------------------------------------------- names, files, loading
+
+
+def test_dataset_names():
+    for name in ("pointmaze-medium-navigate-v0", "scene-play-v0", "cube-single-noisy-v0", "puzzle-3x3-play-v0",
+                 "antmaze-large-explore-v0", "visual-cube-single-play-v0", "antsoccer-arena-stitch-v0"):
+        assert is_ogbench_dataset(name), name
+    for name in ("point_U", "pointmaze-medium-v0", "cube-single-v0", "antmaze-large-navigate-singletask-v0", "fetch_reach"):
+        assert not is_ogbench_dataset(name), name
+    assert env_id("antmaze-large-navigate-v0") == "antmaze-large-v0"
+    assert env_id("scene-play-v0") == "scene-v0"
+    train, val = dataset_paths(NAME, data_dir="/d")
+    assert (str(train), str(val)) == (f"/d/{NAME}.npz", f"/d/{NAME}-val.npz")
+    train, val = dataset_paths(NAME, dataset="/x/mine.npz")
+    assert (str(train), str(val)) == ("/x/mine.npz", "/x/mine-val.npz")
+
+
+def test_loader_matches_ogbench_compact_semantics(data_dir):
+    data, val = load_ogbench(NAME, data_dir=data_dir, obs_dim=2, act_dim=2)
+    ref = ogbench.load_dataset(str(data_dir / f"{NAME}.npz"), compact_dataset=True)
+    valid = np.flatnonzero(ref["valids"] > 0)
+    assert data.traj.num_transitions == len(valid) == 24 * 60
+    assert val.traj.num_transitions == 10 * 60
+    assert (data.spec.obs_dim, data.spec.goal_dim, data.spec.act_dim) == (2, 2, 2)
+    # every valid row of OGBench's compact dataset is a state of our container, with the same successor
+    starts, lens = np.asarray(data.traj.ep_start), np.asarray(data.traj.ep_len)
+    ours = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, lens)])
+    np.testing.assert_array_equal(ours, valid)
+    obs = np.asarray(data.traj.obs)
+    np.testing.assert_array_equal(obs[ours], ref["observations"][valid])
+    np.testing.assert_array_equal(obs[ours + 1], ogbench.load_dataset(str(data_dir / f"{NAME}.npz"))["next_observations"])
+
+
+def _write(path: Path, arrays: dict) -> Path:
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
+def _corruptions(good: dict) -> dict:
+    n = len(good["observations"])
+    nan_obs = good["observations"].copy()
+    nan_obs[7, 1] = np.nan
+    no_last = good["terminals"].copy()
+    no_last[-1] = False
+    single = good["terminals"].copy()
+    single[[0, 1]] = True
+    return {
+        "missing key": ({k: v for k, v in good.items() if k != "actions"}, "missing key"),
+        "mismatched lengths": ({**good, "actions": good["actions"][:-3]}, "mismatched lengths"),
+        "integer observations": ({**good, "observations": good["observations"].astype(np.int64)}, "dtype int64"),
+        "NaN": ({**good, "observations": nan_obs}, "NaN or inf .* first at row 7"),
+        "no boundaries": ({**good, "terminals": np.zeros(n, bool)}, "no episode boundaries"),
+        "open last episode": ({**good, "terminals": no_last}, "does not end an episode"),
+        "single-row episode": ({**good, "terminals": single}, "single row"),
+        "pixels": ({**good, "observations": np.zeros((n, 8, 8, 3), np.float32)}, "pixel observations"),
+        "wrong obs dim": ({**good, "observations": np.zeros((n, 3), np.float32)}, "3 dims but env pointmaze-medium-v0 has 2"),
+        "bad terminal values": ({**good, "terminals": good["terminals"].astype(np.int32) * 2}, "0 or 1"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_corruptions(record_episodes(2, 5, 0))))
+def test_malformed_datasets_are_rejected_with_a_precise_message(tmp_path, case):
+    arrays, pattern = _corruptions(record_episodes(2, 5, 0))[case]
+    path = _write(tmp_path / "bad.npz", arrays)
+    with pytest.raises(DatasetError, match=pattern) as e:
+        load_ogbench(NAME, dataset=path, obs_dim=2, act_dim=2)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unreadable_and_missing_files(tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"this is not a zip archive")
+    with pytest.raises(DatasetError, match="not a readable .npz"):
+        load_ogbench(NAME, dataset=junk)
+    with pytest.raises(DatasetError, match="crl data generate"):
+        load_ogbench(NAME, data_dir=tmp_path / "nowhere")
+
+
+def test_val_file_must_match_train(tmp_path, data_dir):
+    train = tmp_path / "d.npz"
+    train.write_bytes((data_dir / f"{NAME}.npz").read_bytes())
+    val = record_episodes(2, 5, 0)
+    _write(tmp_path / "d-val.npz", {**val, "actions": np.zeros((len(val["actions"]), 3), np.float32)})
+    with pytest.raises(DatasetError, match="d-val.npz: shapes"):
+        load_ogbench(NAME, dataset=train)
+
+
+def test_cli_rejects_a_bad_dataset_and_writes_nothing(tmp_path, capsys):
+    path = _write(tmp_path / "bad.npz", {**record_episodes(2, 5, 0), "actions": np.zeros((3, 2), np.float32)})
+    run_dir = tmp_path / "run"
+    code = main(["train", "--env", NAME, "--dataset", str(path), "--run-dir", str(run_dir), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "mismatched lengths" in err and err.count("\n") == 1
+    assert not run_dir.exists()
+    assert main(["data", "check", NAME, "--dataset", str(path)]) == 2
+
+
+def test_cli_data_check(data_dir, capsys):
+    assert main(["data", "check", NAME, "--data-dir", str(data_dir)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["train"]["episodes"] == 24 and out["train"]["transitions"] == 1440 and out["val"]["episodes"] == 10
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+def test_ogbench_per_dataset_flags():
+    # (alpha, discount, actor random-goal fraction) from OGBench's hyperparameter table
+    expected = {
+        "pointmaze-medium-navigate-v0": (0.03, 0.99, 0.0),
+        "pointmaze-giant-stitch-v0": (0.03, 0.995, 0.5),
+        "antmaze-large-navigate-v0": (0.1, 0.99, 0.0),
+        "antmaze-teleport-explore-v0": (0.003, 0.99, 1.0),
+        "humanoidmaze-medium-navigate-v0": (0.1, 0.995, 0.0),
+        "antsoccer-arena-stitch-v0": (0.3, 0.99, 0.5),
+        "cube-single-play-v0": (3.0, 0.99, 0.0),
+        "puzzle-4x4-noisy-v0": (0.1, 0.99, 0.0),
+        "scene-play-v0": (3.0, 0.99, 0.0),
+    }
+    for name, (alpha, gamma, rand) in expected.items():
+        f = ogbench_flags(name)
+        assert (f["bc_coef"], f["discount"], f["actor_random_goals"]) == (alpha, gamma, rand), name
+
+
+def test_preset_config():
+    cfg = preset_config("pointmaze-giant-stitch-v0")
+    assert (cfg.steps, cfg.eval_every, cfg.eval_episodes) == (1_000_000, 100_000, 50)
+    assert (cfg.goal_sampling, cfg.actor_goals, cfg.actor_random_goals) == ("ogbench", "uniform", 0.5)
+    assert cfg.crl.batch_size == 1024 and cfg.crl.hidden_sizes == (512, 512, 512) and cfg.crl.twin_critics
+    assert (cfg.crl.bc_coef, cfg.crl.discount, cfg.crl.energy, cfg.crl.actor_loss) == (0.03, 0.995, "scaled_dot", "ddpgbc")
+    gcbc = preset_config(NAME, "gcbc").gcbc
+    assert (gcbc.batch_size, gcbc.policy, gcbc.actor_hidden_sizes) == (1024, "gaussian", (512, 512, 512))
+    paper = preset_config(NAME, preset="paper-offline")
+    assert (paper.crl.bc_coef, paper.crl.repr_dim, paper.goal_sampling, paper.actor_goals) == (0.05, 16, "ogbench", "same")
+    assert preset_config("point_U") == crl.TrainConfig(env="point_U")
+    assert preset_config(NAME, steps=7).steps == 7
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset_config(NAME, preset="d4rl")
+
+
+def test_cli_flags_override_the_dataset_preset(tmp_path, data_dir, capsys):
+    run_dir = tmp_path / "run"
+    code = main(["train", "--env", NAME, "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--steps", "10",
+                 "--eval-every", "10", "--eval-episodes", "1", "--updates-per-call", "5", "--no-progress",
+                 "--crl.bc-coef", "0.5", "--crl.batch-size", "16", "--crl.hidden-sizes", "16", "16",
+                 "--crl.repr-dim", "8", "--crl.actor-hidden-sizes", "16"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "OGBench" in out and "after 10 updates" in out
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["crl"]["bc_coef"] == 0.5 and cfg["crl"]["discount"] == 0.99 and cfg["crl"]["twin_critics"]
+    assert cfg["crl"]["energy"] == "scaled_dot" and cfg["goal_sampling"] == "ogbench" and cfg["actor_goals"] == "uniform"
+    assert cfg["steps"] == 10 and cfg["eval_episodes"] == 1
+
+
+# ----------------------------------------------------------------------------- evaluation protocol
+
+
+def test_lockstep_evaluation_equals_one_episode_at_a_time():
+    def towards_goal(obs, goal):
+        return np.clip(3.0 * (goal - obs), -1, 1)
+
+    seq = OGBenchEvaluator(env_id(NAME), 1)
+    par = OGBenchEvaluator(env_id(NAME), 3)
+    for task in (1, 4):
+        a = seq.run_task(towards_goal, task, episodes=4, seed=11)
+        b = par.run_task(towards_goal, task, episodes=4, seed=11)  # a wave of 3, then a wave of 1
+        assert a == b
+    # the greedy policy reaches the goal on some tasks and not others; success is the episode's final state
+    res = par.evaluate(towards_goal, episodes=2, seed=0)
+    assert set(res) >= {"success", "success_any"} | {f"task{k}_success" for k in range(1, 6)}
+    assert res["success"] == pytest.approx(np.mean([res[f"task{k}_success"] for k in range(1, 6)]))
+    assert 0 < res["episode_length"] <= 1000
+
+
+# ----------------------------------------------------------------------------- the offline loop
+
+
+def _eval_rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "eval.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("agent", ["crl", "gcbc"])
+def test_offline_run_directory(tmp_path, data_dir, agent):
+    summary = online.train(small(data_dir, tmp_path / "run", agent))
+    run_dir = tmp_path / "run"
+    rows = _eval_rows(run_dir)
+    assert [int(r["updates"]) for r in rows] == [20, 40]
+    for col in ("success", "success_any", "task1_success", "task5_success", "wall_seconds"):
+        assert col in rows[0]
+    for key in ("success", "updates", "wall_seconds", "env", "agent", "seed", "task3_success", "dataset_transitions"):
+        assert key in summary
+    assert summary["updates"] == 40 and summary["finished"] and 0.0 <= summary["success"] <= 1.0
+    assert json.loads((run_dir / "summary.json").read_text())["success"] == summary["success"]
+    assert len(list_checkpoints(run_dir)) == 2
+    # the finished run loads back and acts, and `crl eval` uses the OGBench protocol
+    run = crl.load_run(run_dir)
+    assert run.policy(np.zeros(2), np.ones(2)).shape == (2,)
+    result = run.evaluate(episodes=1)
+    assert "task1_success" in result
+
+
+def test_offline_resume_continues_identically(tmp_path, data_dir):
+    straight = online.train(small(data_dir, tmp_path / "a"))
+    cfg = small(data_dir, tmp_path / "b")
+    online.train(cfg, stop_after_env_steps=20)
+    assert [int(r["updates"]) for r in _eval_rows(tmp_path / "b")] == [20]
+    resumed = online.train(cfg, resume=True)
+    assert _strip_wall(_eval_rows(tmp_path / "a")) == _strip_wall(_eval_rows(tmp_path / "b"))
+    assert resumed["success"] == straight["success"]
+    a, b = crl.load_run(tmp_path / "a"), crl.load_run(tmp_path / "b")
+    for x, y in zip(jax.tree.leaves(a.state), jax.tree.leaves(b.state)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def _strip_wall(rows):
+    return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
+
+
+def test_offline_critic_learns(data_dir):
+    """The critic's in-batch accuracy on the held-out -val file rises far above chance (1/B = 0.03; about 0.2 is
+    reached after 600 updates: random-walk rows from episodes that start in the same cell are hard to tell apart)."""
+    cfg = small(data_dir, None)
+    cfg = replace(cfg, crl=replace(cfg.crl, hidden_sizes=(64, 64), repr_dim=32))
+    data, val = load_ogbench(NAME, data_dir=data_dir)
+    learner = online.Learner(cfg, data.spec)
+    state = learner.init(jax.random.key(0))
+
+    def val_accuracy(state):
+        return np.mean([float(learner.metrics_call(state, val.traj, jax.random.key(j))["categorical_accuracy"])
+                        for j in range(10)])
+
+    before = val_accuracy(state)
+    for i in range(6):
+        state, _ = learner.train_call(state, data.traj, jax.random.key(10 + i), 100)
+    after = val_accuracy(state)
+    assert before < 0.07 and after > 0.12, (before, after)
