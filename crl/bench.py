@@ -190,13 +190,13 @@ def bench_learner(
     # FLOPs of one update (sampling included). XLA's cost analysis counts a while-loop body once, whatever its
     # trip count, so it is taken from a K = 1 program rather than from the scanned call.
     t0 = time.perf_counter()
-    compiled = learner.train_call.lower(state, store.traj, key).compile()
+    compiled = learner.compile_train_call(state, store.traj, key)
     compile_s = time.perf_counter() - t0
     if k == 1:
         flop = _flops(compiled)
     else:
         one = Learner(TrainConfig(agent="crl", crl=cfg, updates_per_call=1, seed=seed), spec)
-        flop = _flops(one.train_call.lower(state, store.traj, key).compile())
+        flop = _flops(one.compile_train_call(state, store.traj, key))
 
     state, metrics = compiled(state, store.traj, key)  # warm-up
     jax.block_until_ready((state, metrics))

@@ -89,6 +89,8 @@ class TrainConfig:
     """Evaluation episodes (deterministic policy, run in parallel); offline: episodes per OGBench task."""
     eval_envs: int = 50
     """Offline: OGBench env copies stepped in lock-step during evaluation (episodes run in waves of this many)."""
+    eval_workers: int = 2
+    """Offline: processes that step the evaluation env copies (0 = all in the training process)."""
     checkpoints_kept: int = 2
     """How many checkpoints to keep in run_dir/checkpoints."""
     log_every: int = 1_000
@@ -127,6 +129,7 @@ def validate(cfg: TrainConfig, env: VecGoalEnv | None = None) -> None:
         (cfg.checkpoints_kept > 0, f"checkpoints_kept must be > 0, got {cfg.checkpoints_kept}"),
         (cfg.log_every > 0, f"log_every must be > 0, got {cfg.log_every}"),
         (cfg.eval_envs > 0, f"eval_envs must be > 0, got {cfg.eval_envs}"),
+        (cfg.eval_workers >= 0, f"eval_workers must be >= 0, got {cfg.eval_workers}"),
         (0.0 <= cfg.actor_random_goals <= 1.0, f"actor_random_goals must be in [0, 1], got {cfg.actor_random_goals}"),
         (cfg.goal_sampling in GOAL_STYLES, f"goal_sampling must be one of {GOAL_STYLES}, got {cfg.goal_sampling!r}"),
         (cfg.actor_goals in ACTOR_GOALS, f"actor_goals must be one of {ACTOR_GOALS}, got {cfg.actor_goals!r}"),
@@ -221,6 +224,10 @@ class Learner:
     def train_call(self, state, traj, key, k: int | None = None):
         """``k`` updates (default ``updates_per_call``) in one jitted call; returns ``(state, mean metrics)``."""
         return self._train_call(state, traj, key, self.updates_per_call if k is None else k)
+
+    def compile_train_call(self, state, traj, key, k: int | None = None):
+        """Ahead-of-time compiled :meth:`train_call` for these shapes: call it as ``compiled(state, traj, key)``."""
+        return self._train_call.lower(state, traj, key, self.updates_per_call if k is None else k).compile()
 
     def init(self, key: jax.Array):
         return self.agent.init(key, self.spec, self.acfg)
