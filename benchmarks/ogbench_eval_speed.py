@@ -29,10 +29,11 @@ def main() -> None:
     p.add_argument("--dataset", default="pointmaze-medium-navigate-v0")
     p.add_argument("--episodes", type=int, default=20, help="episodes of task 1, run both ways")
     p.add_argument("--task", type=int, default=1)
+    p.add_argument("--workers", type=int, default=2, help="worker processes for the lock-step run (0 = in-process)")
     args = p.parse_args()
 
     cfg = preset_config(args.dataset)
-    par = OGBenchEvaluator(env_id(args.dataset), args.episodes)
+    par = OGBenchEvaluator(env_id(args.dataset), args.episodes, workers=args.workers)
     seq = OGBenchEvaluator(env_id(args.dataset), 1)
     spec = EnvSpec(par.obs_dim, par.obs_dim, par.act_dim)
     learner = Learner(cfg, spec)
@@ -42,7 +43,7 @@ def main() -> None:
     def policy(o, g):
         return learner.policy(actor, o, g, key, deterministic=True)
 
-    out = {"dataset": args.dataset, "episodes": args.episodes}
+    out = {"dataset": args.dataset, "episodes": args.episodes, "workers": args.workers}
     for name, ev in (("lockstep", par), ("sequential", seq)):
         ev.run_task(policy, args.task, 1, seed=123)  # compile the policy for this batch shape
         t0 = time.perf_counter()
@@ -52,6 +53,8 @@ def main() -> None:
         out[f"{name}_env_steps_per_s"] = res["episode_length"] * args.episodes / dt
         out[f"{name}_success"] = res["success"]
     out["speedup"] = out["sequential_seconds"] / out["lockstep_seconds"]
+    par.close()
+    seq.close()
     print(json.dumps(out))
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -73,7 +75,7 @@ def small(data_dir: Path, run_dir: Path, agent: str = "crl", **kw) -> crl.TrainC
     net = dict(batch_size=32, actor_hidden_sizes=(32, 32))
     agent_cfg = {"crl": replace(cfg.crl, hidden_sizes=(32, 32), repr_dim=16, **net), "gcbc": replace(cfg.gcbc, **net)}
     base = dict(data_dir=data_dir, run_dir=run_dir, steps=40, eval_every=20, eval_episodes=1, updates_per_call=10,
-                progress=False)
+                progress=False, eval_workers=0)
     return replace(cfg, **{agent: agent_cfg[agent]}, **{**base, **kw})
 
 
@@ -221,6 +223,7 @@ def test_preset_config():
 def test_cli_flags_override_the_dataset_preset(tmp_path, data_dir, capsys):
     run_dir = tmp_path / "run"
     code = main(["train", "--env", NAME, "--data-dir", str(data_dir), "--run-dir", str(run_dir), "--steps", "10",
+                 "--eval-workers", "0",
                  "--eval-every", "10", "--eval-episodes", "1", "--updates-per-call", "5", "--no-progress",
                  "--crl.bc-coef", "0.5", "--crl.batch-size", "16", "--crl.hidden-sizes", "16", "16",
                  "--crl.repr-dim", "8", "--crl.actor-hidden-sizes", "16"])
@@ -242,15 +245,41 @@ def test_lockstep_evaluation_equals_one_episode_at_a_time():
 
     seq = OGBenchEvaluator(env_id(NAME), 1)
     par = OGBenchEvaluator(env_id(NAME), 3)
-    for task in (1, 4):
-        a = seq.run_task(towards_goal, task, episodes=4, seed=11)
-        b = par.run_task(towards_goal, task, episodes=4, seed=11)  # a wave of 3, then a wave of 1
-        assert a == b
+    with OGBenchEvaluator(env_id(NAME), 3, workers=2) as procs:  # 3 copies split over 2 worker processes
+        for task in (1, 4):
+            a = seq.run_task(towards_goal, task, episodes=4, seed=11)
+            b = par.run_task(towards_goal, task, episodes=4, seed=11)  # a wave of 3, then a wave of 1
+            assert a == b
+            assert procs.run_task(towards_goal, task, episodes=4, seed=11) == a
     # the greedy policy reaches the goal on some tasks and not others; success is the episode's final state
     res = par.evaluate(towards_goal, episodes=2, seed=0)
     assert set(res) >= {"success", "success_any"} | {f"task{k}_success" for k in range(1, 6)}
     assert res["success"] == pytest.approx(np.mean([res[f"task{k}_success"] for k in range(1, 6)]))
     assert 0 < res["episode_length"] <= 1000
+
+
+def test_evaluation_workers_work_from_an_unguarded_script(tmp_path):
+    # A user script without `if __name__ == "__main__"`: workers must not re-run it (multiprocessing's spawn would),
+    # and a worker that cannot make its env reports the error instead of hanging.
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from crl.envs.ogbench_env import OGBenchEvaluator\n"
+        "print('script body ran')\n"
+        f"with OGBenchEvaluator({env_id(NAME)!r}, 2, workers=2) as ev:\n"
+        "    r = ev.run_task(lambda o, g: np.clip(3.0 * (g - o), -1, 1), 1, episodes=2, seed=0)\n"
+        "print('RESULT', r['episode_length'])\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("script body ran") == 1 and "RESULT" in out.stdout
+    with pytest.raises(RuntimeError, match="evaluation worker failed"):
+        from crl.envs.ogbench_env import _RemoteGroup
+        g = _RemoteGroup("no-such-env-v0", 1)
+        try:
+            g.result()
+        finally:
+            g.close()
 
 
 # ----------------------------------------------------------------------------- the offline loop

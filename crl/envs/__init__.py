@@ -25,7 +25,10 @@ def _check_name(name: str) -> None:
     by_lower = {n.lower(): n for n in ENV_NAMES}
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.5)
     hint = f" Did you mean {by_lower[close[0]]!r}?" if close else ""
-    raise UnknownEnvError(f"Unknown env {name!r}.{hint} Known envs: {', '.join(ENV_NAMES)}.")
+    raise UnknownEnvError(
+        f"Unknown env {name!r}.{hint} Known envs: {', '.join(ENV_NAMES)}; or an OGBench dataset name for offline "
+        f"training, e.g. pointmaze-medium-navigate-v0."
+    )
 
 
 def gym_id(name: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import jax
 
 from crl.data.ogbench_data import check_supported, env_id, load_ogbench
-from crl.envs.ogbench_env import OGBenchEvaluator
+from crl.envs.ogbench_env import OGBenchEvaluator, env_dims
 from crl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from crl.train.io import write_json_atomic
 from crl.train.logger import RunLogger, WandbSettings, truncate_eval_csv
@@ -59,8 +59,8 @@ def train_offline(cfg: TrainConfig, resume: bool = False, stop_after_updates: in
     """
     validate(cfg)
     check_supported(cfg.env)
-    evaluator = OGBenchEvaluator(env_id(cfg.env), min(cfg.eval_envs, cfg.eval_episodes))
-    data, val = load_ogbench(cfg.env, cfg.dataset, cfg.data_dir, evaluator.obs_dim, evaluator.act_dim)
+    obs_dim, act_dim = env_dims(env_id(cfg.env))
+    data, val = load_ogbench(cfg.env, cfg.dataset, cfg.data_dir, obs_dim, act_dim)
     if resume:
         run_dir = Path(cfg.run_dir)
     else:
@@ -79,6 +79,7 @@ def train_offline(cfg: TrainConfig, resume: bool = False, stop_after_updates: in
         prog = OfflineProgress(**extra["progress"])
         truncate_eval_csv(run_dir, prog.updates, column="updates")
 
+    evaluator = OGBenchEvaluator(env_id(cfg.env), min(cfg.eval_envs, cfg.eval_episodes), workers=cfg.eval_workers)
     wandb = WandbSettings(cfg.wandb_project, mode=cfg.wandb_mode) if cfg.wandb_project else None
     logger = RunLogger(run_dir, use_tensorboard=cfg.tensorboard, wandb=wandb, resume=resume, config=config_to_dict(cfg))
     bar = _progress_bar(cfg, prog.updates)

@@ -66,7 +66,8 @@ class Run:
             from crl.data.ogbench_data import env_id
             from crl.envs.ogbench_env import OGBenchEvaluator
 
-            evaluator = OGBenchEvaluator(env_id(self.config.env), min(n, self.config.eval_envs))
+            evaluator = OGBenchEvaluator(env_id(self.config.env), min(n, self.config.eval_envs),
+                                         workers=self.config.eval_workers)
             try:
                 return evaluator.evaluate(lambda o, g: self.policy(o, g), n, seed)
             finally:
@@ -86,11 +87,9 @@ def run_spec(cfg: TrainConfig) -> EnvSpec:
     """The agent's shapes for a config, from its env (no dataset needed; OGBench goals are full observations)."""
     if is_offline(cfg):
         from crl.data.ogbench_data import env_id
-        from crl.envs.ogbench_env import make_ogbench_env
+        from crl.envs.ogbench_env import env_dims
 
-        env = make_ogbench_env(env_id(cfg.env))
-        obs_dim, act_dim = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
-        env.close()
+        obs_dim, act_dim = env_dims(env_id(cfg.env))
         return EnvSpec(obs_dim, obs_dim, act_dim)
     return env_spec(make_vec_env(cfg.env, 1))
 
