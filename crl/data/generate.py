@@ -61,16 +61,20 @@ policies that are not distributed), ``visual-*`` (renders every step; impractica
 
 from __future__ import annotations
 
+# This module must not import anything from ``crl``: worker processes load this file by path (see _run_parallel).
+import importlib
+import json
 import math
-import multiprocessing as mp
 import os
 import queue as queue_module
 import re
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
-import traceback
 import warnings
 import zlib
 from contextlib import contextmanager
@@ -196,8 +200,7 @@ def _make_env(recipe: _Recipe, steps: int):
     with _quiet():
         import gymnasium
 
-        import ogbench.locomaze  # noqa: F401  (registers the envs)
-        import ogbench.manipspace  # noqa: F401
+        importlib.import_module("ogbench")  # registers the OGBench envs with gymnasium
 
         kwargs = dict(terminate_at_goal=False, max_episode_steps=steps)
         if recipe.family != "pointmaze":
@@ -494,11 +497,11 @@ def _manip_share(recipe: _Recipe, first: int, count: int, seed: int, steps: int,
         np.random.seed(s.legacy_seed)
         episodes.append(_manip_episode(u, agents, recipe, steps, s.policy, stats))
         report(steps)
-    out = {k: np.concatenate([ep[k] for ep in episodes]) for k in episodes[0]} if episodes else {}
     terminals = np.zeros(count * steps, dtype=bool)
     terminals[steps - 1 :: steps] = True
-    out["terminals"] = terminals
-    return out
+    keys = ("observations", "actions", "terminals", "qpos", "qvel", "button_states")  # OGBench's key order
+    return {k: terminals if k == "terminals" else np.concatenate([ep[k] for ep in episodes])
+            for k in keys if k == "terminals" or (episodes and k in episodes[0])}
 
 
 # ----------------------------------------------------------------------------- shares and workers
@@ -529,80 +532,114 @@ class _Throttle:
             self.pending = 0
 
 
-def _worker_main(name: str, first: int, count: int, seed: int, steps: int, index: int, tmp_dir: str, q) -> None:
-    """Worker process: generates its share, saves each array as ``share{index}.{key}.npy`` and reports."""
-    try:
-        report = _Throttle(lambda n: q.put(("rows", index, n)))
-        arrays = _run_share(_RECIPES[name], first, count, seed, steps, report)
-        report.flush()
-        paths = {}
-        for key, arr in arrays.items():
-            path = os.path.join(tmp_dir, f"share{index:03d}.{key}.npy")
-            np.save(path, arr)
-            paths[key] = path
-        q.put(("done", index, paths))
-    except BaseException:  # noqa: BLE001  (reported to the parent, which raises)
-        q.put(("error", index, traceback.format_exc()))
+_WORKER_BOOT = (
+    "import importlib.util as u, sys; s = u.spec_from_file_location('_crl_data_generate', sys.argv[1]); "
+    "m = u.module_from_spec(s); sys.modules[s.name] = m; s.loader.exec_module(m); "
+    "sys.exit(m._worker_entry(sys.argv[2]))"
+)
 
 
-@contextmanager
-def _single_threaded_children():
-    """Children inherit the environment at start: one BLAS/OpenMP thread each (parallelism is across processes)."""
-    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
-    os.environ.update({k: "1" for k in _THREAD_VARS})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def _worker_entry(args_json: str) -> int:
+    """Worker process: generates its share, saves each array as ``share{index}.{key}.npy`` in ``tmp_dir``.
+
+    Talks to the parent over its stdout: ``rows N`` (progress) lines and one final ``done {json paths}`` line.
+    Anything else written to stdout (Python or C) is redirected to stderr, which the parent keeps in a log.
+    """
+    a = json.loads(args_json)
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    report = _Throttle(lambda n: proto.write(f"rows {n}\n"))
+    arrays = _run_share(_RECIPES[a["name"]], a["first"], a["count"], a["seed"], a["steps"], report)
+    report.flush()
+    paths = {}
+    for key, arr in arrays.items():
+        path = os.path.join(a["tmp_dir"], f"share{a['index']:03d}.{key}.npy")
+        np.save(path, arr)
+        paths[key] = path
+    proto.write("done " + json.dumps(paths) + "\n")
+    proto.close()
+    return 0
+
+
+def _pump(k: int, stream, q: queue_module.Queue) -> None:
+    for line in stream:
+        q.put((k, line.rstrip("\n")))
+    q.put((k, None))
 
 
 def _run_parallel(recipe: _Recipe, shares: list[tuple[int, int]], seed: int, steps: int, tmp_dir: str, bar):
-    ctx = mp.get_context("spawn")  # not fork: the parent may have imported JAX (multithreaded)
-    q = ctx.Queue()
-    procs = []
+    """Runs the shares in worker processes and concatenates their arrays in share order.
+
+    Workers are fresh interpreters (``python -c``) that load this file by path: unlike multiprocessing's spawn
+    they neither re-run the caller's ``__main__`` nor import the ``crl`` package (and JAX); unlike fork they are
+    safe when the caller has imported JAX.
+    """
+    env = dict(os.environ)
+    env.update({k: "1" for k in _THREAD_VARS})  # one BLAS/OpenMP thread each: parallelism is across processes
+    q: queue_module.Queue = queue_module.Queue()
+    procs, logs, threads = [], [], []
     try:
-        with _single_threaded_children():
-            for k, (first, count) in enumerate(shares):
-                p = ctx.Process(target=_worker_main, args=(recipe.name, first, count, seed, steps, k, tmp_dir, q),
-                                name=f"crl-generate-{k}", daemon=True)
-                p.start()
-                procs.append(p)
+        for k, (first, count) in enumerate(shares):
+            args = dict(name=recipe.name, first=first, count=count, seed=int(seed), steps=steps, index=k,
+                        tmp_dir=tmp_dir)
+            log = open(os.path.join(tmp_dir, f"share{k:03d}.log"), "w+b")
+            logs.append(log)
+            p = subprocess.Popen([sys.executable, "-c", _WORKER_BOOT, os.path.abspath(__file__), json.dumps(args)],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env, text=True)
+            procs.append(p)
+            t = threading.Thread(target=_pump, args=(k, p.stdout, q), daemon=True)
+            t.start()
+            threads.append(t)
         done: dict[int, dict[str, str]] = {}
-        while len(done) < len(procs):
+        open_streams = len(procs)
+        while open_streams:
             try:
-                kind, k, payload = q.get(timeout=0.5)
+                k, line = q.get(timeout=0.5)
             except queue_module.Empty:
-                for k, p in enumerate(procs):
-                    if k not in done and p.exitcode not in (None, 0):
-                        raise RuntimeError(f"generation worker {k} died (exit code {p.exitcode})") from None
                 continue
-            if kind == "rows":
-                bar.update(payload)
-            elif kind == "done":
-                done[k] = payload
-            else:
-                raise RuntimeError(f"generation worker {k} failed:\n{payload}")
-        for p in procs:
-            p.join()
-        keys = list(done[0])
+            if line is None:
+                open_streams -= 1
+                if procs[k].wait() != 0 or k not in done:
+                    logs[k].seek(0)
+                    tail = logs[k].read().decode(errors="replace")[-4000:]
+                    raise RuntimeError(f"generation worker {k} failed (exit code {procs[k].returncode}):\n{tail}")
+            elif line.startswith("rows "):
+                bar.update(int(line[5:]))
+            elif line.startswith("done "):
+                done[k] = json.loads(line[5:])
         out = {}
-        for key in keys:
-            parts = [np.load(done[k][key], mmap_mode="r") for k in range(len(procs))]
-            out[key] = np.concatenate(parts)
-            del parts
+        for key in done[0]:
+            out[key] = np.concatenate([np.load(done[k][key], mmap_mode="r") for k in range(len(procs))])
         return out
     finally:
         for p in procs:
-            if p.is_alive():
-                p.terminate()
+            if p.poll() is None:
+                p.kill()
         for p in procs:
-            p.join(timeout=10)
-        q.close()
-        q.cancel_join_thread()
+            p.wait()
+            if p.stdout is not None:
+                p.stdout.close()
+        for t in threads:
+            t.join(timeout=5)
+        for log in logs:
+            log.close()
+
+
+@contextmanager
+def _sigterm_raises():
+    """While generating, SIGTERM raises SystemExit (in the main thread) so that the clean-up code runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run_inline(recipe: _Recipe, first: int, count: int, seed: int, steps: int, bar, stats=None):
@@ -668,7 +705,12 @@ def generate_dataset(
         raise GenerationError(f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
                               f"pass force=True (--force) to overwrite")
     out_dir.mkdir(parents=True, exist_ok=True)
+    with _sigterm_raises():
+        return _generate(recipe, name, out_dir, train_path, val_path, n_train, total, workers, seed, steps,
+                         progress, _stats)
 
+
+def _generate(recipe, name, out_dir, train_path, val_path, n_train, total, workers, seed, steps, progress, stats):
     from tqdm import tqdm
 
     tmp_dir = tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
@@ -677,7 +719,7 @@ def generate_dataset(
         with tqdm(total=total * steps, desc=name, unit="row", unit_scale=True, disable=not progress,
                   file=sys.stderr, smoothing=0.05) as bar:
             if workers == 1:
-                arrays = _run_inline(recipe, 0, total, seed, steps, bar, _stats)
+                arrays = _run_inline(recipe, 0, total, seed, steps, bar, stats)
             else:
                 bounds = [total * k // workers for k in range(workers + 1)]
                 shares = [(bounds[k], bounds[k + 1] - bounds[k]) for k in range(workers)]
