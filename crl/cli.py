@@ -76,7 +76,7 @@ class GenerateCommand:
     OUT/NAME.npz and OUT/NAME-val.npz in OGBench's format."""
 
     name: Annotated[str, tyro.conf.Positional]
-    """Dataset name, e.g. pointmaze-medium-navigate-v0 (see the list in `crl data generate --help`)."""
+    """Dataset name, e.g. pointmaze-medium-navigate-v0 (one of the datasets listed above)."""
     out: Path = Path("~/.ogbench/data")
     """Output directory (the default is where `crl train` and OGBench look)."""
     episodes: int | None = None
@@ -203,8 +203,13 @@ def _data(argv: list[str]) -> int:
     from crl.data.offline import DatasetError
 
     if argv[0] == "generate":
-        args = tyro.cli(GenerateCommand, args=argv[1:], prog="crl data generate", description=GenerateCommand.__doc__)
-        from crl.data.generate import GenerationError, generate_dataset
+        from crl.data.generate import SUPPORTED, GenerationError, generate_dataset
+
+        description = (f"{GenerateCommand.__doc__}\n\nDatasets: {', '.join(SUPPORTED)}. The ant, humanoid and "
+                       "ant-soccer datasets need OGBench's trained expert policies, which are not in the ogbench package "
+                       "(they come from OGBench's dataset server): place the official dataset files in the data "
+                       "directory instead.")
+        args = tyro.cli(GenerateCommand, args=argv[1:], prog="crl data generate", description=description)
 
         try:
             paths = generate_dataset(args.name, args.out.expanduser(), episodes=args.episodes, workers=args.workers,

@@ -156,7 +156,8 @@ def _recipe(name: str) -> _Recipe:
                f"million steps, which is impractical on CPU.")
     elif family in ("antmaze", "humanoidmaze", "antsoccer"):
         why = (f"{name} cannot be generated locally: OGBench collects it with trained SAC expert policies "
-               f"(ant, humanoid, ant-ball) that are only distributed as part of the official datasets.")
+               f"(ant, humanoid, ant-ball), which are not in the ogbench package: OGBench distributes them from its dataset "
+               f"server (experts.tar.gz), the same server as the official datasets.")
     elif family == "powderworld":
         why = f"{name} is not supported yet: powderworld (discrete actions, pixel observations) has no generator here."
     else:
