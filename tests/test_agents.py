@@ -232,6 +232,9 @@ def test_update_runs_and_changes_parameters(loss, energy):
         (dict(batch_size=1), "batch_size"),
         (dict(bc_coef=1.5), "bc_coef"),
         (dict(log_std_min=2.0, log_std_max=1.0), "log_std_min"),
+        (dict(actor_loss="awr", loss="c_learning", twin_critics=True), "awr"),
+        (dict(actor_loss="awr", awr_max_weight=0.0), "awr_max_weight"),
+        (dict(actor_loss="reinforce"), "actor_loss"),
     ],
 )
 def test_validate_rejects_impossible_configs(overrides, field):
@@ -269,6 +272,10 @@ def test_ogbench_crl_parameter_count():
     assert critic == 2 * enc  # twin critics
     assert actor == mlp_params([58, 512, 512, 512, 8])  # constant std: mean head only
     assert 3.7e6 <= critic + actor <= 3.8e6  # OGBench reports 3.7-3.8M
+    critic_awr, _ = _shapes(replace(crl.PRESETS["ogbench-crl"], actor_loss="awr"), spec)
+    value = mlp_params([29, 512, 512, 512, 512], layer_norm=True) * 2  # phi_v(s) and psi_v(g)
+    assert critic_awr == critic + value
+    assert 5.2e6 <= critic_awr + actor <= 5.5e6  # OGBench reports ~5.3M with AWR (its count is for another env)
 
 
 # ----------------------------------------------------------------------------- the actor uses the diagonal
@@ -362,6 +369,49 @@ def test_random_goals_half_doubles_the_actor_batch(actor_losses):
     np.testing.assert_allclose(actor_losses["bc_shifted"], out[1.0], rtol=1e-5)
 
 
+def test_awr_actor_loss_matches_hand_computation():
+    """OGBench's AWR actor: -mean(min(exp(alpha (min(Q1, Q2)(s, a_data, g) - V(s, g))), cap) log N(a_data; mu, 1))."""
+    alpha, cap = 2.0, 1.03
+    cfg = tiny(twin_critics=True, policy="gaussian", actor_loss="awr", bc_coef=alpha, awr_max_weight=cap, random_goals=0.0)
+
+    @fast_jit
+    def run(key):
+        k_init, k_batch = jax.random.split(key)
+        state = crl.init(k_init, SPEC, cfg)
+        batch = random_batch(k_batch)
+        loss, (metrics, _) = crl._actor_loss(cfg, SPEC, state.critic, 0.0, state.actor, batch, key)
+        sa = jnp.concatenate([batch.obs, batch.action], -1)
+        mean, _ = crl.make_actor(cfg, SPEC).apply(state.actor, jnp.concatenate([batch.obs, batch.actor_goal], -1))
+        parts = dict(
+            q=crl.critic_value(cfg, state.critic, sa, batch.actor_goal),
+            v=crl.state_value(cfg, state.critic, batch.obs, batch.actor_goal),
+            v_pairs=crl.value_logits(cfg, state.critic, batch.obs, batch.actor_goal),
+            mean=mean, action=batch.action,
+        )
+        return loss, metrics, parts
+
+    loss, metrics, p = jax.tree.map(np.asarray, run(jax.random.PRNGKey(8)))
+    assert p["q"].shape == (2, B) and p["v"].shape == (B,)
+    np.testing.assert_allclose(p["v"], np.diagonal(p["v_pairs"]), rtol=1e-5, atol=1e-6)
+    adv = p["q"].min(axis=0) - p["v"]
+    weight = np.minimum(np.exp(alpha * adv), cap)
+    assert 0 < np.sum(weight == cap) < B, weight  # some rows capped, some not: both branches checked
+    log_prob = -0.5 * np.sum((p["action"] - p["mean"]) ** 2, -1) - SPEC.act_dim / 2 * np.log(2 * np.pi)
+    np.testing.assert_allclose(loss, -np.mean(weight * log_prob), rtol=1e-5)
+    np.testing.assert_allclose(metrics["awr_weight"], weight.mean(), rtol=1e-5)
+    np.testing.assert_allclose(metrics["advantage"], adv.mean(), rtol=1e-4, atol=1e-6)
+
+
+def test_awr_update_trains_the_value_with_the_critic_loss():
+    cfg = tiny(twin_critics=True, policy="gaussian", actor_loss="awr", bc_coef=1.0)
+    state, new, metrics = updated(cfg)
+    assert "value" in state.critic and leaves_all_changed(state.critic["value"], new.critic["value"])
+    assert leaves_all_changed(state.actor, new.actor)
+    assert np.isfinite(metrics["value_loss"]) and metrics["value_loss"] > 0
+    # the reported critic loss is the critic's alone; the value's loss is separate (the optimiser sees their sum)
+    assert {"critic_loss", "value_loss", "value_accuracy", "awr_weight", "advantage"} <= set(metrics)
+
+
 def test_adaptive_entropy_moves_alpha_towards_target():
     # a 2-d tanh-Gaussian has entropy far above -100 nats: alpha must decrease
     state, new, metrics = updated(ADAPTIVE)
@@ -392,7 +442,7 @@ def test_crl_critic_learns_on_random_walks():
     batch_size, steps = 32, 300
     cfg = crl.CRLConfig(
         batch_size=batch_size, discount=0.9, hidden_sizes=(64, 64), repr_dim=16, actor_hidden_sizes=(16,),
-        critic_lr=1e-3,
+        critic_lr=1e-3, actor_loss="awr", policy="gaussian",  # AWR: its value V(s, g) must learn too
     )
     cfg.validate()
     traj = random_walks()
@@ -416,13 +466,15 @@ def test_crl_critic_learns_on_random_walks():
             return crl.update(st, sampler.sample(kb, traj, spec, batch_size), ku, cfg=cfg, spec=spec)
 
         new, metrics = jax.lax.scan(body, state, jax.random.split(k_train, steps))
-        return eval_accuracy(state.critic, k_eval), eval_accuracy(new.critic, k_eval), metrics["critic_loss"]
+        return (eval_accuracy(state.critic, k_eval), eval_accuracy(new.critic, k_eval), metrics["critic_loss"],
+                metrics["value_accuracy"])
 
-    before, after, loss_curve = map(np.asarray, run(jax.random.PRNGKey(0)))
+    before, after, loss_curve, value_acc = map(np.asarray, run(jax.random.PRNGKey(0)))
     chance = 1.0 / batch_size
     assert before < 4 * chance
     assert after > 5 * chance, (before, after)
     assert loss_curve[-20:].mean() < loss_curve[:20].mean()
+    assert value_acc[:20].mean() < 4 * chance and value_acc[-20:].mean() > 4 * chance, value_acc
 
 
 def test_gcbc_learns_sign_of_goal_direction():

@@ -3,7 +3,8 @@
 Critic f(s, a, g) = energy(phi(s, a), psi(g)); trained with a contrastive loss whose positives are future states
 of the same trajectory and whose negatives are the other rows' goals (or with the C-learning TD loss). The actor
 maximises f(s, pi(s, g), g): SAC-style with an entropy term (the paper), or DDPG+BC with Q normalised by its mean
-absolute value (OGBench).
+absolute value (OGBench); or, with OGBench's AWR option, weights behaviour cloning by exp(alpha * (Q - V)) with an
+extra contrastive value V(s, g) = energy(phi_v(s), psi_v(g)).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from crl.types import Batch, EnvSpec
 
 TD_LOSSES = ("c_learning", "nce_c_learning")
 LOSSES = losses.CONTRASTIVE_LOSSES + TD_LOSSES
+ACTOR_LOSSES = ("sac", "ddpgbc", "awr")
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,11 @@ class CRLConfig:
     """Critic Adam learning rate."""
     policy: Literal["tanh_gaussian", "gaussian"] = "tanh_gaussian"
     """Actor distribution: tanh_gaussian (paper) or gaussian with constant std 1 (OGBench)."""
-    actor_loss: Literal["sac", "ddpgbc"] = "sac"
-    """sac: alpha*log pi - Q (paper); ddpgbc: -Q/mean|Q| - bc_coef*log pi(a_data) (OGBench)."""
+    actor_loss: Literal["sac", "ddpgbc", "awr"] = "sac"
+    """sac: alpha*log pi - Q (paper); ddpgbc: -Q/mean|Q| - bc_coef*log pi(a_data) (OGBench); awr: -w*log pi(a_data)
+    with w = min(exp(bc_coef*(Q - V)), awr_max_weight) and a value V(s, g) trained with the critic's loss (OGBench)."""
+    awr_max_weight: float = 100.0
+    """awr: ceiling of the advantage weight."""
     actor_hidden_sizes: tuple[int, ...] = (256, 256)
     """Hidden widths of the actor."""
     actor_activation: str = "relu"
@@ -75,7 +80,8 @@ class CRLConfig:
     random_goals: float = 0.5
     """Actor goal mix: 0 = the row's own future goal, 0.5 = both own and another row's, 1 = another row's."""
     bc_coef: float = 0.0
-    """sac: weight of behaviour cloning mixed in, (1-c)*actor + c*BC, in [0, 1]; ddpgbc: the BC coefficient alpha."""
+    """sac: weight of behaviour cloning mixed in, (1-c)*actor + c*BC, in [0, 1]; ddpgbc: the BC coefficient alpha;
+    awr: the advantage temperature alpha."""
     entropy_coef: float = 0.0
     """Fixed entropy coefficient alpha (the paper's state tasks use 0); ignored when adaptive_entropy is set."""
     adaptive_entropy: bool = False
@@ -110,7 +116,9 @@ class CRLConfig:
             (self.twin_reduce in ("min", "mean"), "twin_reduce must be min or mean"),
             (self.random_goals in (0.0, 0.5, 1.0), f"random_goals must be 0, 0.5 or 1, got {self.random_goals}"),
             (self.policy in common.POLICIES, f"policy must be one of {common.POLICIES}"),
-            (self.actor_loss in ("sac", "ddpgbc"), "actor_loss must be sac or ddpgbc"),
+            (self.actor_loss in ACTOR_LOSSES, f"actor_loss must be one of {ACTOR_LOSSES}, got {self.actor_loss!r}"),
+            (self.actor_loss != "awr" or self.loss not in TD_LOSSES, "actor_loss=awr needs a contrastive loss"),
+            (self.awr_max_weight > 0.0, "awr_max_weight must be > 0"),
             (self.actor_loss != "sac" or 0.0 <= self.bc_coef <= 1.0, "bc_coef must be in [0, 1] with actor_loss=sac"),
             (self.bc_coef >= 0.0, "bc_coef must be >= 0"),
             (self.entropy_coef >= 0.0, "entropy_coef must be >= 0"),
@@ -164,7 +172,7 @@ class CRLState:
     """Everything the update changes (a pytree)."""
 
     step: jax.Array
-    critic: Any  # {'enc': ensemble params, ['log_temp': scalar]}
+    critic: Any  # {'enc': ensemble params, ['log_temp': scalar], ['value': V's encoders (actor_loss=awr)]}
     actor: Any
     target_critic: Any  # None unless a C-learning loss is used
     log_alpha: jax.Array
@@ -181,6 +189,24 @@ def make_critic(cfg: CRLConfig):
     """The critic module: an ensemble of (phi, psi) encoders with outputs ``[E, ..., repr_dim]``."""
     enc = ensemble(Encoders, num_critics(cfg))
     return enc(cfg.hidden_sizes, cfg.repr_dim, cfg.activation, cfg.layer_norm, cfg.residual_depth, cfg.init)
+
+
+def make_value(cfg: CRLConfig):
+    """The AWR value V(s, g): one (phi_v(s), psi_v(g)) pair shaped like a critic's, outputs ``[1, ..., repr_dim]``."""
+    enc = ensemble(Encoders, 1)
+    return enc(cfg.hidden_sizes, cfg.repr_dim, cfg.activation, cfg.layer_norm, cfg.residual_depth, cfg.init)
+
+
+def value_logits(cfg: CRLConfig, critic_params, obs: jax.Array, goal: jax.Array) -> jax.Array:
+    """Pairwise AWR value logits ``[B, B]``: entry [i, j] = V(s_i, g_j)."""
+    phi, psi = make_value(cfg).apply(critic_params["value"], obs, goal)
+    return losses.pairwise_energy(phi[0], psi[0], cfg.energy, critic_params.get("log_temp"))
+
+
+def state_value(cfg: CRLConfig, critic_params, obs: jax.Array, goal: jax.Array) -> jax.Array:
+    """Row-wise AWR values ``[B]``: V(s_i, g_i)."""
+    phi, psi = make_value(cfg).apply(critic_params["value"], obs, goal)
+    return losses.diag_energy(phi[0], psi[0], cfg.energy, critic_params.get("log_temp"))
 
 
 def make_actor(cfg: CRLConfig, spec: EnvSpec):
@@ -203,6 +229,9 @@ def init(key: jax.Array, spec: EnvSpec, cfg: CRLConfig) -> CRLState:
     critic = {"enc": make_critic(cfg).init(k_c, sa, jnp.zeros((1, spec.goal_dim)))}
     if cfg.energy == "cosine":
         critic["log_temp"] = jnp.zeros(())
+    if cfg.actor_loss == "awr":
+        k_c, k_v = jax.random.split(k_c)
+        critic["value"] = make_value(cfg).init(k_v, jnp.zeros((1, spec.obs_dim)), jnp.zeros((1, spec.goal_dim)))
     actor = make_actor(cfg, spec).init(k_a, jnp.zeros((1, spec.obs_dim + spec.goal_dim)))
     log_alpha = jnp.log(jnp.maximum(cfg.entropy_coef, 1e-8)) if not cfg.adaptive_entropy else jnp.zeros(())
     c_opt, a_opt, al_opt = _optimizers(cfg)
@@ -261,6 +290,12 @@ def _critic_loss(cfg, spec, actor_params, critic_params, target_params, batch: B
     mean_logits = functools.reduce(jnp.add, [logits[e] for e in range(logits.shape[0])]) / logits.shape[0]
     metrics = losses.contrastive_metrics(mean_logits)
     metrics["critic_loss"] = loss
+    if cfg.actor_loss == "awr":  # the value V(s, g) learns with the same contrastive loss on (s, g) pairs
+        v_logits = value_logits(cfg, critic_params, batch.obs, batch.goal)
+        v_loss = losses.contrastive_loss(v_logits, cfg.loss, cfg.lse_coef)
+        metrics["value_loss"] = v_loss
+        metrics["value_accuracy"] = losses.contrastive_metrics(v_logits)["categorical_accuracy"]
+        loss = loss + v_loss
     return loss, (metrics, psi)
 
 
@@ -281,6 +316,8 @@ def _actor_loss(cfg, spec, critic_params, log_alpha, actor_params, batch: Batch,
             psi = jnp.roll(psi, 1, axis=1)
     mean, log_std = make_actor(cfg, spec).apply(actor_params, jnp.concatenate([obs, goal], axis=-1))
     bc_log_prob = common.log_prob(cfg.policy, mean, log_std, data_action)
+    if cfg.actor_loss == "awr":
+        return _awr_loss(cfg, critic_params, obs, goal, data_action, bc_log_prob, mean, log_std)
     if cfg.actor_loss == "sac":
         action, log_prob = common.sample_action(cfg.policy, key, mean, log_std)
     else:
@@ -306,6 +343,26 @@ def _actor_loss(cfg, spec, critic_params, log_alpha, actor_params, batch: Batch,
         "bc_log_prob": jnp.mean(bc_log_prob),
     }
     return loss, (metrics, log_prob)
+
+
+def _awr_loss(cfg, critic_params, obs, goal, data_action, bc_log_prob, mean, log_std):
+    """OGBench's AWR actor: -mean(w * log pi(a_data | s, g)), w = min(exp(alpha * (Q(s, a_data, g) - V(s, g))), max)."""
+    sa = jnp.concatenate([obs, data_action], -1)
+    q = losses.reduce_twin(critic_value(cfg, critic_params, sa, goal), cfg.twin_reduce)
+    v = state_value(cfg, critic_params, obs, goal)
+    adv = jax.lax.stop_gradient(q - v)
+    weight = jnp.minimum(jnp.exp(cfg.bc_coef * adv), cfg.awr_max_weight)
+    loss = -jnp.mean(weight * bc_log_prob)
+    metrics = {
+        "actor_loss": loss,
+        "q_actor": jnp.mean(q),
+        "advantage": jnp.mean(adv),
+        "awr_weight": jnp.mean(weight),
+        "policy_std": jnp.mean(jnp.exp(log_std)),
+        "policy_mean_abs": jnp.mean(jnp.abs(mean)),
+        "bc_log_prob": jnp.mean(bc_log_prob),
+    }
+    return loss, (metrics, bc_log_prob)
 
 
 def update(state: CRLState, batch: Batch, key: jax.Array, *, cfg: CRLConfig, spec: EnvSpec):
@@ -367,4 +424,5 @@ def with_preset(name: str, **overrides) -> CRLConfig:
     return replace(PRESETS[name], **overrides)
 
 
-__all__ = ["CRLConfig", "CRLState", "PRESETS", "init", "update", "make_actor", "critic_logits", "critic_value"]
+__all__ = ["CRLConfig", "CRLState", "PRESETS", "init", "update", "make_actor", "critic_logits", "critic_value",
+           "state_value", "value_logits"]
