@@ -25,7 +25,6 @@ from crl.data.ogbench_data import dataset_paths, env_id, is_ogbench_dataset, loa
 from crl.envs.ogbench_env import OGBenchEvaluator
 from crl.train import online
 from crl.train.checkpoint import list_checkpoints
-from crl.train.offline import train_offline
 from crl.train.presets import ogbench_flags, preset_config
 
 ogbench = pytest.importorskip("ogbench")

@@ -9,8 +9,6 @@ inside the jit} with, every ``eval_every`` updates, an evaluation on the env's 5
 from __future__ import annotations
 
 import dataclasses
-import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +22,12 @@ from crl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkp
 from crl.train.io import write_json_atomic
 from crl.train.logger import RunLogger, WandbSettings, truncate_eval_csv
 from crl.train.online import (
-    DivergenceError,
     Learner,
     TrainConfig,
     config_to_dict,
+    finite_metrics,
     prepare_run_dir,
+    progress_bar,
     validate,
 )
 
@@ -82,7 +81,7 @@ def train_offline(cfg: TrainConfig, resume: bool = False, stop_after_updates: in
     evaluator = OGBenchEvaluator(env_id(cfg.env), min(cfg.eval_envs, cfg.eval_episodes), workers=cfg.eval_workers)
     wandb = WandbSettings(cfg.wandb_project, mode=cfg.wandb_mode) if cfg.wandb_project else None
     logger = RunLogger(run_dir, use_tensorboard=cfg.tensorboard, wandb=wandb, resume=resume, config=config_to_dict(cfg))
-    bar = _progress_bar(cfg, prog.updates)
+    bar = progress_bar(cfg, prog.updates, "upd")
     last_eval: dict[str, float] = {}
     t_start = time.perf_counter() - prog.wall_seconds
     interrupted = False
@@ -117,15 +116,9 @@ def train_offline(cfg: TrainConfig, resume: bool = False, stop_after_updates: in
             t0 = time.perf_counter()
             key, k_train = jax.random.split(key)
             state, metrics = learner.train_call(state, data.traj, k_train, k)
-            metrics = {name: float(v) for name, v in metrics.items()}
-            prog.learner_seconds += time.perf_counter() - t0
             prog.updates += k
-            bad = [name for name, v in metrics.items() if not math.isfinite(v)]
-            if bad:
-                raise DivergenceError(
-                    f"non-finite {', '.join(bad)} at update {prog.updates}; "
-                    f"the last good checkpoint in {run_dir / 'checkpoints'} is kept"
-                )
+            metrics = finite_metrics(metrics, f"update {prog.updates}", run_dir)
+            prog.learner_seconds += time.perf_counter() - t0
             if prog.updates >= prog.next_log:
                 logger.log_scalars(prog.updates, metrics, prefix="train")
                 prog.next_log = prog.updates + cfg.log_every
@@ -166,23 +159,3 @@ def train_offline(cfg: TrainConfig, resume: bool = False, stop_after_updates: in
     }
     write_json_atomic(run_dir / "summary.json", summary)
     return summary
-
-
-def _progress_bar(cfg: TrainConfig, initial: int):
-    if not cfg.progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(
-        total=cfg.steps,
-        initial=initial,
-        unit="upd",
-        unit_scale=True,
-        desc=f"{cfg.agent} {cfg.env}",
-        file=sys.stderr,
-        dynamic_ncols=True,
-        mininterval=0.5 if sys.stderr.isatty() else 30.0,
-    )
-
-
-__all__ = ["train_offline", "OfflineProgress", "eval_seed"]

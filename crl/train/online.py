@@ -331,7 +331,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
 
     wandb = WandbSettings(cfg.wandb_project, mode=cfg.wandb_mode) if cfg.wandb_project else None
     logger = RunLogger(run_dir, use_tensorboard=cfg.tensorboard, wandb=wandb, resume=resume, config=config_to_dict(cfg))
-    bar = _progress_bar(cfg, prog)
+    bar = progress_bar(cfg, prog.env_steps, "step")
     last_eval: dict[str, float] = {}
     t_start = time.perf_counter() - prog.wall_seconds
     interrupted = False
@@ -400,13 +400,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
                     prog.owed_updates -= cfg.updates_per_call
                     prog.updates += cfg.updates_per_call
                 if metrics is not None:
-                    metrics = {k: float(v) for k, v in metrics.items()}
-                    bad = [k for k, v in metrics.items() if not math.isfinite(v)]
-                    if bad:
-                        raise DivergenceError(
-                            f"non-finite {', '.join(bad)} at env step {prog.env_steps} (update {prog.updates}); "
-                            f"the last good checkpoint in {run_dir / 'checkpoints'} is kept"
-                        )
+                    metrics = finite_metrics(metrics, f"env step {prog.env_steps} (update {prog.updates})", run_dir)
                     if prog.updates >= prog.next_log:
                         logger.log_scalars(prog.env_steps, metrics, prefix="train")
                         prog.next_log = prog.updates + cfg.log_every
@@ -449,15 +443,27 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
     return summary
 
 
-def _progress_bar(cfg: TrainConfig, prog: Progress):
+def finite_metrics(metrics: dict, where: str, run_dir: Path) -> dict[str, float]:
+    """The metrics as floats; raises DivergenceError naming the non-finite ones (``where``: e.g. 'update 500')."""
+    metrics = {k: float(v) for k, v in metrics.items()}
+    bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+    if bad:
+        raise DivergenceError(
+            f"non-finite {', '.join(bad)} at {where}; the last good checkpoint in {run_dir / 'checkpoints'} is kept"
+        )
+    return metrics
+
+
+def progress_bar(cfg: TrainConfig, initial: int, unit: str):
+    """The run's tqdm bar (on stderr; refreshed every 30 s when stderr is not a terminal), or None."""
     if not cfg.progress:
         return None
     from tqdm import tqdm
 
     return tqdm(
         total=cfg.steps,
-        initial=prog.env_steps,
-        unit="step",
+        initial=initial,
+        unit=unit,
         unit_scale=True,
         desc=f"{cfg.agent} {cfg.env}",
         file=sys.stderr,
