@@ -718,7 +718,7 @@ def _generate(recipe, name, out_dir, train_path, val_path, n_train, total, worke
     replaced: list[Path] = []
     try:
         with tqdm(total=total * steps, desc=name, unit="row", unit_scale=True, disable=not progress,
-                  file=sys.stderr, smoothing=0.05) as bar:
+                  file=sys.stderr, smoothing=0.05, mininterval=0.5 if sys.stderr.isatty() else 30.0) as bar:
             if workers == 1:
                 arrays = _run_inline(recipe, 0, total, seed, steps, bar, stats)
             else:
