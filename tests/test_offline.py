@@ -250,6 +250,18 @@ def test_lockstep_evaluation_equals_one_episode_at_a_time():
             b = par.run_task(towards_goal, task, episodes=4, seed=11)  # a wave of 3, then a wave of 1
             assert a == b
             assert procs.run_task(towards_goal, task, episodes=4, seed=11) == a
+        # a policy that fails mid-episode leaves the workers ready for the next evaluation
+        calls = []
+
+        def failing(obs, goal):
+            calls.append(1)
+            if len(calls) == 3:
+                raise ValueError("policy failed")
+            return towards_goal(obs, goal)
+
+        with pytest.raises(ValueError, match="policy failed"):
+            procs.run_task(failing, 1, episodes=4, seed=11)
+        assert procs.run_task(towards_goal, 4, episodes=4, seed=11) == a
     # the greedy policy reaches the goal on some tasks and not others; success is the episode's final state
     res = par.evaluate(towards_goal, episodes=2, seed=0)
     assert set(res) >= {"success", "success_any"} | {f"task{k}_success" for k in range(1, 6)}

@@ -209,11 +209,25 @@ class _GroupWave:
         self.succ_final = np.zeros(self.size, bool)
         self.succ_any = np.zeros(self.size, bool)
         self.length = np.zeros(self.size, int)
+        self.awaiting = False  # a request was sent and its result not read yet
         if self.active:
             group.send("reset", list(range(self.active)), seeds[: self.active], task_id)
+            self.awaiting = True
+
+    def _result(self):
+        self.awaiting = False
+        return self.group.result()
+
+    def drain(self):
+        """Reads an outstanding result (after an error elsewhere), so the group's next request gets its own."""
+        if self.awaiting:
+            try:
+                self._result()
+            except Exception:  # the group failed; it reports that again on its next use
+                pass
 
     def finish_reset(self):
-        o, g = self.group.result()
+        o, g = self._result()
         self.obs = np.zeros((self.size,) + o.shape[1:], np.float32)
         self.goal = np.zeros((self.size,) + g.shape[1:], np.float32)
         self.obs[: self.active], self.goal[: self.active] = o, g
@@ -224,9 +238,10 @@ class _GroupWave:
         actions = np.clip(np.asarray(policy_fn(self.obs, self.goal), np.float32), -1.0, 1.0)
         self.live = np.flatnonzero(self.running)
         self.group.send("step", list(self.live), actions[self.live])
+        self.awaiting = True
 
     def finish_step(self):
-        o, done, success = self.group.result()
+        o, done, success = self._result()
         live = self.live
         self.obs[live] = o
         self.length[live] += 1
@@ -288,18 +303,23 @@ class OGBenchEvaluator:
             seeds = (seed + 1_000 * task_id + wave_start + np.arange(self.num_envs)) % 2**32
             waves = [_GroupWave(g, s, k, seeds[s], task_id) for g, s in zip(self.groups, self.slices)]
             waves = [w for w in waves if w.active]  # in slice order: their results concatenate in episode order
-            for w in waves:
-                w.finish_reset()
-                w.act(policy_fn)
-            # Pipelined: while one group's worker steps its envs, the policy runs for the next group's.
-            pending = list(waves)
-            while pending:
-                for w in list(pending):
-                    w.finish_step()
-                    if w.running.any():
-                        w.act(policy_fn)
-                    else:
-                        pending.remove(w)
+            try:
+                for w in waves:
+                    w.finish_reset()
+                    w.act(policy_fn)
+                # Pipelined: while one group's worker steps its envs, the policy runs for the next group's.
+                pending = list(waves)
+                while pending:
+                    for w in list(pending):
+                        w.finish_step()
+                        if w.running.any():
+                            w.act(policy_fn)
+                        else:
+                            pending.remove(w)
+            except BaseException:  # e.g. the policy raised: leave no unread results behind
+                for w in waves:
+                    w.drain()
+                raise
             for w in waves:
                 final.extend(w.succ_final[: w.active])
                 any_.extend(w.succ_any[: w.active])
