@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from crl.envs import ENV_NAMES, PointMaze, UnknownEnvError, make_gym_env, make_vec_env
+from crl.envs import POINT_ENVS as ENV_NAMES, PointMaze, UnknownEnvError, make_gym_env, make_vec_env
 from crl.envs.base import VecGoalEnv
 from crl.envs.point_maze import LAYOUTS, parse_layout
 

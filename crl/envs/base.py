@@ -29,6 +29,10 @@ class VecGoalEnv(abc.ABC):
             (resets and dynamics noise); replaced by `seed()`.
         goal_start, goal_end: `obs_to_goal(obs) == obs[..., goal_start:goal_end]`
             (end None = obs_dim); agents learn this slice, not the method.
+        success_threshold, success_start, success_end: the env's success test in goal space,
+            ``||g1[s0:s1] - g2[s0:s1]|| < success_threshold`` (0 = the env has no such test); agents that
+            relabel rewards (TD3+HER) compute it in the update.
+        image_shape: (H, W, C) when observations are flattened uint8 images, else None.
     """
 
     num_envs: int
@@ -40,6 +44,10 @@ class VecGoalEnv(abc.ABC):
     rng: np.random.Generator
     goal_start: int = 0
     goal_end: int | None = None
+    success_threshold: float = 0.0
+    success_start: int = 0
+    success_end: int | None = None
+    image_shape: tuple[int, int, int] | None = None
 
     @abc.abstractmethod
     def reset(self) -> tuple[np.ndarray, np.ndarray]:

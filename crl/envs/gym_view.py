@@ -26,8 +26,10 @@ class GymGoalEnvView(gymnasium.Env):
         assert self.env.num_envs == 1, "the gym view needs a VecGoalEnv with num_envs=1"
         self.render_mode = render_mode
         self.horizon = self.env.horizon
-        obs_box = spaces.Box(*self.env.observation_bounds(), dtype=np.float32)
-        goal_box = spaces.Box(*self.env.goal_bounds(), dtype=np.float32)
+        obs_low, obs_high = self.env.observation_bounds()
+        goal_low, goal_high = self.env.goal_bounds()
+        obs_box = spaces.Box(obs_low, obs_high, dtype=obs_low.dtype)  # uint8 for image envs
+        goal_box = spaces.Box(goal_low, goal_high, dtype=goal_low.dtype)
         self.observation_space = spaces.Dict(
             {"observation": obs_box, "achieved_goal": goal_box, "desired_goal": goal_box})
         self.action_space = spaces.Box(-1.0, 1.0, (self.env.act_dim,), dtype=np.float32)
@@ -36,7 +38,7 @@ class GymGoalEnvView(gymnasium.Env):
 
     def _dict_obs(self, obs: np.ndarray) -> dict[str, np.ndarray]:
         return {"observation": obs[0].copy(),
-                "achieved_goal": self.env.obs_to_goal(obs)[0].astype(np.float32),
+                "achieved_goal": self.env.obs_to_goal(obs)[0].copy(),
                 "desired_goal": self._goal[0].copy()}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -49,7 +51,7 @@ class GymGoalEnvView(gymnasium.Env):
 
     def step(self, action: np.ndarray):
         """Returns (obs dict, reward float, terminated False, truncated bool, info dict)."""
-        obs, success, info = self.env.step(np.asarray(action, np.float32)[None])
+        obs, success, info = self.env.step(np.asarray(action, np.float32).reshape(1, -1))
         self._t += 1
         info = {k: v[0].item() for k, v in info.items()} | {"is_success": bool(success[0])}
         return self._dict_obs(obs), float(success[0]), False, self._t >= self.horizon, info

@@ -94,7 +94,7 @@ class PointMaze(VecGoalEnv):
     """
 
     substeps = 10
-    success_radius = 2.0
+    success_radius = success_threshold = 2.0
 
     def __init__(self, layout: str, num_envs: int, seed: int = 0):
         if layout not in LAYOUTS:

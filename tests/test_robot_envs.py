@@ -1,0 +1,202 @@
+"""The paper's MuJoCo tasks (Fetch, Sawyer, ant maze) and the gym:ENV_ID adapter, on their real packages."""
+
+from __future__ import annotations
+
+import gymnasium
+import mujoco
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from crl.envs import TASKS, UnknownEnvError, make_gym_env, make_vec_env
+from crl.envs.gym_goal import GymEnvError
+
+ROBOT_ENVS = tuple(TASKS)
+LAYOUT = {  # name: (obs_dim, goal_dim, act_dim, horizon, success slice in goal space, threshold)
+    "fetch_reach": (10, 10, 4, 50, (0, 3), 0.05),
+    "fetch_push": (25, 25, 4, 50, (3, 6), 0.05),
+    "sawyer_push": (7, 7, 4, 150, (3, 6), 0.05),
+    "sawyer_bin": (7, 7, 4, 150, (4, 7), 0.05),
+    "ant_umaze": (29, 2, 8, 700, (0, None), 0.5),
+}
+
+
+@pytest.mark.parametrize("name", ROBOT_ENVS)
+def test_gym_view_passes_check_env(name):
+    env = make_gym_env(name)
+    check_env(env, skip_render_check=True)
+    env.close()
+
+
+@pytest.mark.parametrize("name", ROBOT_ENVS)
+def test_layout_and_step_success_agree_with_goal_space_test(name):
+    obs_dim, goal_dim, act_dim, horizon, (s0, s1), thr = LAYOUT[name]
+    env = make_vec_env(name, 2, seed=3)
+    assert (env.obs_dim, env.goal_dim, env.act_dim, env.horizon) == (obs_dim, goal_dim, act_dim, horizon)
+    assert (env.success_start, env.success_end, env.success_threshold) == (s0, s1, thr)
+    obs, goal = env.reset()
+    assert obs.shape == (2, obs_dim) and goal.shape == (2, goal_dim) and obs.dtype == np.float32
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        obs, success, info = env.step(rng.uniform(-1, 1, (2, act_dim)))
+        dist = np.linalg.norm(env.obs_to_goal(obs)[:, s0:s1] - goal[:, s0:s1], axis=-1)  # s1 None: to the end
+        np.testing.assert_allclose(info["distance"], dist, rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(success, env.is_success(env.obs_to_goal(obs), goal))
+    env.close()
+
+
+@pytest.mark.parametrize("name", ROBOT_ENVS)
+def test_seed_fixes_the_episode(name):
+    runs = []
+    for _ in range(2):
+        env = make_vec_env(name, 2, seed=11)
+        obs, goal = env.reset()
+        obs2, _, _ = env.step(np.full((2, env.act_dim), 0.5, np.float32))
+        runs.append((obs, goal, obs2))
+        env.close()
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(runs[0][1][0], runs[0][1][1])  # the two copies get different episodes
+
+
+def test_fetch_reach_goal_layout_and_a_controller_reaches_it():
+    env = make_vec_env("fetch_reach", 3, seed=0)
+    obs, goal = env.reset()
+    assert np.all(goal[:, 3:] == 0) and np.all(np.abs(goal[:, :3]) > 0)  # zeros except the target position
+    reached = np.zeros(3, bool)
+    for _ in range(env.horizon):
+        grip = obs[:, :3]
+        action = np.concatenate([np.clip(10 * (goal[:, :3] - grip), -1, 1), np.zeros((3, 1))], axis=1)
+        obs, success, _ = env.step(action)
+        reached |= success
+    assert reached.all()  # a proportional controller on the gripper solves reach
+    env.close()
+
+
+def test_fetch_push_goal_puts_gripper_and_object_at_the_target():
+    env = make_vec_env("fetch_push", 4, seed=0)
+    obs, goal = env.reset()
+    np.testing.assert_array_equal(goal[:, 0:3], goal[:, 3:6])
+    assert np.all(goal[:, 6:] == 0)
+    np.testing.assert_allclose(obs[:, 6:9], obs[:, 3:6] - obs[:, 0:3], atol=1e-5)  # object relative to gripper
+    env.close()
+
+
+def test_sawyer_push_target_range():
+    env = make_vec_env("sawyer_push", 1, seed=0)
+    targets = []
+    for _ in range(40):
+        obs, goal = env.reset()
+        np.testing.assert_array_equal(goal[0, 0:3], goal[0, 3:6])
+        assert goal[0, 6] == np.float32(0.5)
+        assert np.linalg.norm(obs[0, 3:5] - goal[0, 3:5]) >= 0.15 - 1e-6  # Meta-World keeps them apart
+        assert 0.0 <= obs[0, 6] <= 1.0
+        targets.append(goal[0, 3:5])
+    targets = np.array(targets)
+    assert np.all(targets[:, 0] >= -0.1) and np.all(targets[:, 0] <= 0.1)
+    assert np.all(targets[:, 1] >= 0.5) and np.all(targets[:, 1] <= 0.9)
+    assert targets[:, 1].max() - targets[:, 1].min() > 0.2  # the paper's widened range, not push-v3's 0.8..0.9
+    env.close()
+
+
+def test_sawyer_bin_goal_between_object_and_bin():
+    env = make_vec_env("sawyer_bin", 1, seed=0)
+    bin_xy = env.tasks[0].env.data.body("bin_goal").xpos[:2].copy()
+    for _ in range(30):
+        obs, goal = env.reset()
+        target = goal[0, 4:7]
+        np.testing.assert_allclose(goal[0, 0:3], target + np.array([0, 0, 0.03], np.float32), atol=1e-6)
+        assert goal[0, 3] == np.float32(0.4)
+        assert 0.03 <= target[2] <= 0.12
+        lo = np.minimum(obs[0, 4:6], bin_xy - 0.05) - 1e-5
+        hi = np.maximum(obs[0, 4:6], bin_xy + 0.05) + 1e-5
+        assert np.all(target[:2] >= lo) and np.all(target[:2] <= hi)
+    env.close()
+
+
+def test_ant_umaze_d4rl_physics_and_goals():
+    env = make_vec_env("ant_umaze", 1, seed=0)
+    task = env.tasks[0]
+    m = task.model
+    assert m.opt.timestep == pytest.approx(0.02) and m.opt.integrator == mujoco.mjtIntegrator.mjINT_RK4
+    np.testing.assert_allclose(m.actuator_gear[:, 0], 1.0)
+    np.testing.assert_allclose(m.actuator_ctrlrange, np.tile([-30.0, 30.0], (8, 1)))
+    goals = np.array([env.reset()[1][0] for _ in range(40)])
+    # Goals lie in the U's free corridor: never inside the wall cells (1, 2) = x in [2, 6], y in [2, 6].
+    in_inner_wall = (goals[:, 0] > 2) & (goals[:, 0] < 6) & (goals[:, 1] > 2) & (goals[:, 1] < 6)
+    assert not in_inner_wall.any() and goals.min() > -0.5 and goals.max() < 10  # settling moves the ant a little
+    # Full action: torque 30 on every joint after scaling.
+    env.reset()
+    env.step(np.ones((1, 8), np.float32))
+    np.testing.assert_allclose(task.data.ctrl, 30.0)
+
+
+def test_ant_cannot_walk_through_the_inner_wall():
+    env = make_vec_env("ant_umaze", 1, seed=0)
+    task = env.tasks[0]
+    task.reset(0)
+    task._reset_body(np.array([0.0, 0.0]))
+    task.data.qvel[1] = 20.0  # throw the ant towards +y, into the wall between the U's arms (y in [2, 6])
+    for _ in range(30):
+        task.step(np.zeros(8))
+    assert task.data.qpos[1] < 2.0
+
+
+def test_gym_adapter_on_a_gymnasium_robotics_env():
+    env = make_vec_env("gym:FetchReach-v4", 2, seed=0)
+    assert (env.obs_dim, env.goal_dim, env.goal_start, env.goal_end, env.horizon) == (13, 3, 10, 13, 50)
+    obs, goal = env.reset()
+    np.testing.assert_array_equal(env.obs_to_goal(obs), obs[:, 0:3])  # Fetch's achieved goal is the gripper
+    obs, success, info = env.step(np.zeros((2, 4)))
+    assert success.dtype == bool and info["distance"].shape == (2,)
+    check_env(make_gym_env("gym:FetchReach-v4"), skip_render_check=True)
+
+
+class _Terminating(gymnasium.Env):
+    """A 1-d goal env that terminates when it reaches x >= 3 and reports no success flag."""
+
+    def __init__(self):
+        box = gymnasium.spaces.Box(-10, 10, (1,), np.float32)
+        self.observation_space = gymnasium.spaces.Dict(
+            {"observation": box, "achieved_goal": box, "desired_goal": box})
+        self.action_space = gymnasium.spaces.Box(-2, 2, (1,), np.float32)
+        self.distance_threshold = 0.5
+
+    def _obs(self):
+        x = np.array([self.x], np.float32)
+        return {"observation": x, "achieved_goal": x, "desired_goal": np.array([3.0], np.float32)}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x = 0.0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.x += float(action[0])
+        return self._obs(), 0.0, self.x >= 3, False, {}
+
+
+def test_gym_adapter_scales_actions_holds_terminated_episodes_and_uses_the_threshold():
+    gymnasium.register("crl_test/Terminating-v0", entry_point=_Terminating, max_episode_steps=6)
+    env = make_vec_env("gym:crl_test/Terminating-v0", 1)
+    env.reset()
+    obs, success, _ = env.step(np.array([[1.0]]))  # +1 in [-1, 1] -> +2 in the env's [-2, 2]
+    assert obs[0, 0] == 2.0 and not success[0]
+    obs, success, _ = env.step(np.array([[0.5]]))  # -> +1: x = 3, terminated, within 0.5 of the goal 3
+    assert obs[0, 0] == 3.0 and success[0]
+    obs, success, _ = env.step(np.array([[-1.0]]))  # terminated: held, not stepped
+    assert obs[0, 0] == 3.0 and success[0]
+
+
+@pytest.mark.parametrize("env_id, message", [
+    ("gym:Pendulum-v1", "Dict observation space"),
+    ("gym:NoSuchEnv-v0", "cannot make"),
+])
+def test_gym_adapter_rejects_bad_envs(env_id, message):
+    with pytest.raises(GymEnvError, match=message):
+        make_vec_env(env_id, 1)
+
+
+def test_unknown_robot_name_suggests_the_right_one():
+    with pytest.raises(UnknownEnvError, match="fetch_reach"):
+        make_vec_env("fetch_rech", 1)
