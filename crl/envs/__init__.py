@@ -6,7 +6,12 @@ The gymnasium views are also registered as `crl/<name>-v0`, e.g. `gymnasium.make
 """
 
 import difflib
+import os
 from functools import partial
+
+# Headless MuJoCo rendering for the image envs; must be set before mujoco is first imported. A user's choice
+# (e.g. MUJOCO_GL=osmesa) wins.
+os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium
 
@@ -36,6 +41,12 @@ def _ant(map_name):
     return AntMazeTask(map_name)
 
 
+def _fetch_reach_image():
+    from crl.envs.image import FetchReachImage
+
+    return FetchReachImage()
+
+
 def _gym(env_id):
     from crl.envs.gym_goal import GymGoalTask
 
@@ -49,8 +60,10 @@ TASKS = {
     "sawyer_push": partial(_sawyer, "push"),
     "sawyer_bin": partial(_sawyer, "bin"),
     "ant_umaze": partial(_ant, "umaze"),
+    "fetch_reach_image": _fetch_reach_image,
 }
-ENV_NAMES = POINT_ENVS + tuple(TASKS)
+POINT_IMAGE_ENVS = tuple(f"{name}_image" for name in POINT_ENVS)
+ENV_NAMES = POINT_ENVS + tuple(TASKS) + POINT_IMAGE_ENVS
 GYM_PREFIX = "gym:"
 
 
@@ -83,6 +96,10 @@ def make_vec_env(name: str, num_envs: int, seed: int = 0) -> VecGoalEnv:
     _check_name(name)
     if name in POINT_ENVS:
         return PointMaze(name.removeprefix("point_"), num_envs, seed)
+    if name in POINT_IMAGE_ENVS:
+        from crl.envs.image import PointMazeImage
+
+        return PointMazeImage(name.removeprefix("point_").removesuffix("_image"), num_envs, seed)
     if name.startswith(GYM_PREFIX):
         return TaskVecEnv(name, partial(_gym, name[len(GYM_PREFIX):]), num_envs, seed)
     return TaskVecEnv(name, TASKS[name], num_envs, seed)

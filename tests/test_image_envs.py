@@ -1,0 +1,55 @@
+"""Image variants: 64x64x3 uint8 observations and goal images rendered in the goal state (EGL, headless)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from crl.envs import make_gym_env, make_vec_env
+
+
+@pytest.mark.parametrize("name", ["point_Spiral11x11_image", "fetch_reach_image"])
+def test_image_env_passes_check_env(name):
+    env = make_gym_env(name)
+    check_env(env, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    assert obs["observation"].shape == (64 * 64 * 3,) and obs["observation"].dtype == np.uint8
+    env.close()
+
+
+def red_centroid(image: np.ndarray) -> np.ndarray:
+    img = image.reshape(64, 64, 3).astype(int)
+    red = (img[..., 0] > 200) & (img[..., 1] < 80)
+    return np.argwhere(red).mean(axis=0)
+
+
+def test_point_image_draws_the_point_and_the_goal_where_they_are():
+    env = make_vec_env("point_Spiral11x11_image", 8, seed=1)
+    obs, goal = env.reset()
+    px_per_cell = 64 / 11
+    np.testing.assert_allclose([red_centroid(o) for o in obs], env.maze.state * px_per_cell - 0.5, atol=1.0)
+    np.testing.assert_allclose([red_centroid(g) for g in goal], env.maze.goal * px_per_cell - 0.5, atol=1.0)
+    walls = env.background[..., 0] < 128
+    assert walls[0, 32] and not walls[10, 10]  # row 0 of Spiral11x11 is wall, cell (1, 1) is free
+    obs2, success, info = env.step(np.ones((8, 2), np.float32))
+    assert obs2.dtype == np.uint8 and success.shape == (8,)
+    np.testing.assert_allclose(info["distance"], np.linalg.norm(env.maze.state - env.maze.goal, axis=-1), rtol=1e-5)
+
+
+def test_fetch_reach_goal_image_shows_the_gripper_at_the_goal():
+    env = make_vec_env("fetch_reach_image", 1, seed=0)
+    task = env.tasks[0]
+    obs, goal = env.reset()
+    assert obs.shape == goal.shape == (1, 64 * 64 * 3) and obs.dtype == np.uint8
+    start_gap = np.abs(obs.astype(int) - goal.astype(int)).mean()
+    # Drive the gripper to the target with the hidden state; the view must converge to the goal image.
+    reached = False
+    for _ in range(env.horizon):
+        grip = task.state_task.env.data.site("robot0:grip").xpos
+        action = np.concatenate([np.clip(10 * (task._target - grip), -1, 1), [0.0]])[None]
+        obs, success, _ = env.step(action)
+        reached |= bool(success[0])
+    end_gap = np.abs(obs.astype(int) - goal.astype(int)).mean()
+    assert reached and end_gap < 0.3 * start_gap
+    env.close()
