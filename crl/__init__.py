@@ -16,6 +16,7 @@ Offline on an OGBench dataset, with OGBench's per-dataset recipe::
 
 from crl.agents.crl import CRLConfig
 from crl.agents.gcbc import GCBCConfig
+from crl.agents.td3 import TD3Config
 from crl.envs import ENV_NAMES, make_gym_env, make_vec_env
 from crl.train.online import TrainConfig, train
 from crl.train.presets import PRESET_NAMES, preset_config
@@ -24,6 +25,7 @@ from crl.train.run import Run, load_run
 __all__ = [
     "CRLConfig",
     "GCBCConfig",
+    "TD3Config",
     "TrainConfig",
     "train",
     "preset_config",

@@ -1,6 +1,6 @@
 """The `crl` command: train, resume, evaluate, benchmark, list environments.
 
-    crl train [--env ENV] [--agent crl|gcbc] [--preset P] [--steps N] [--seed S] [--run-dir DIR] [--crl.FIELD ...]
+    crl train [--env ENV] [--agent crl|gcbc|td3] [--preset P] [--steps N] [--seed S] [--run-dir DIR] [--crl.FIELD ...]
     crl train --env pointmaze-medium-navigate-v0 [--data-dir DIR | --dataset FILE]   (offline, OGBench)
     crl train --resume DIR [--steps N]
     crl data generate NAME --out DIR [--episodes N] [--workers W]
@@ -38,8 +38,8 @@ class TrainCommand(TrainConfig):
     `--resume DIR` continues a run instead."""
 
     preset: str = "auto"
-    """Starting config: auto (OGBench dataset -> ogbench with that dataset's flags, else paper-online), none,
-    paper-online, ogbench, paper-offline."""
+    """Starting config: auto (OGBench dataset -> ogbench with that dataset's flags; *_image env -> paper-image; else
+    paper-online), none, paper-online, paper-image, ogbench, paper-offline."""
     resume: Path | None = None
     """Continue the run in this directory from its newest valid checkpoint (only --steps may change)."""
 
@@ -130,7 +130,7 @@ def _train(argv: list[str]) -> int:
             env = _flag_value(argv, "--env", TrainConfig.env)
             agent = _flag_value(argv, "--agent", TrainConfig.agent)
             preset = _flag_value(argv, "--preset", "auto")
-            base = preset_config(env, agent if agent in ("crl", "gcbc") else "crl", preset)
+            base = preset_config(env, agent if agent in ("crl", "gcbc", "td3") else "crl", preset)
             default = TrainCommand(**{f.name: getattr(base, f.name) for f in fields(TrainConfig)}, preset=preset)
             args = tyro.cli(TrainCommand, args=argv, prog="crl train", description=TrainCommand.__doc__,
                             default=default)
@@ -237,11 +237,18 @@ def _data(argv: list[str]) -> int:
 
 
 def _envs(argv: list[str]) -> int:
-    from crl.envs import ENV_NAMES, make_vec_env
+    from crl.envs import ENV_NAMES, MissingPackageError, make_vec_env
 
     for name in ENV_NAMES:
-        env = make_vec_env(name, 1)
+        try:
+            env = make_vec_env(name, 1)
+        except MissingPackageError as e:
+            print(f"{name}\tunavailable: {e}")
+            continue
         print(f"{name}\tobs {env.obs_dim}\tgoal {env.goal_dim}\tact {env.act_dim}\thorizon {env.horizon}")
+        if hasattr(env, "close"):
+            env.close()
+    print("gym:ENV_ID\tany gymnasium env with observation/achieved_goal/desired_goal observations")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Networks: MLP encoders (LayerNorm, residual blocks), twin ensembles, tanh-Gaussian policy.
+"""Networks: MLP encoders (LayerNorm, residual blocks), twin ensembles, the Atari CNN image encoder, tanh-Gaussian
+policy.
 
 Everything here is a flax.linen module; agents own the parameters and call ``apply``.
 """
@@ -142,6 +143,115 @@ def ensemble(module_cls: type[nn.Module], size: int) -> type[nn.Module]:
         axis_size=size,
         methods=["__call__", "encode_sa", "encode_g"],
     )
+
+
+CONV_IMPLS = ("auto", "conv", "patches")
+
+
+def conv_as_matmul(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """The SAME-padded convolution of ``x [N, H, W, C]`` with ``kernel [k, k, C, O]`` at ``stride``, computed as one
+    matmul of the input's patches with the flattened kernel. Returns ``[N, ceil(H/s), ceil(W/s), O]``.
+
+    When s divides k the input is first folded into s x s blocks (space-to-depth), so a patch is (k/s)^2 slices of
+    blocks instead of k^2 slices of pixels; the kernel's rows are permuted to the blocks' order instead of the
+    (larger) patches.
+    """
+    k, s = kernel.shape[0], stride
+    n, h, w, c = x.shape
+    out_h, out_w = -(-h // s), -(-w // s)
+    pad_h, pad_w = max((out_h - 1) * s + k - h, 0), max((out_w - 1) * s + k - w, 0)
+    if k % s:  # plain patches: k^2 strided slices, ordered (row offset, column offset, channel) as the kernel
+        x = jnp.pad(x, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)))
+        rows, cols = s * (out_h - 1) + 1, s * (out_w - 1) + 1
+        patches = jnp.concatenate([x[:, i : i + rows : s, j : j + cols : s] for i in range(k) for j in range(k)], -1)
+        return patches @ kernel.reshape(k * k * c, -1)
+    # pad to whole blocks (the extra rows and columns at the end are never read), fold s x s blocks into channels
+    hb, wb = -(-(h + pad_h) // s), -(-(w + pad_w) // s)
+    x = jnp.pad(x, ((0, 0), (pad_h // 2, hb * s - h - pad_h // 2), (pad_w // 2, wb * s - w - pad_w // 2), (0, 0)))
+    x = x.reshape(n, hb, s, wb, s, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, hb, wb, s * s * c)
+    kb = k // s
+    patches = jnp.concatenate([x[:, i : i + out_h, j : j + out_w] for i in range(kb) for j in range(kb)], -1)
+    # kernel row (i*s + r, j*s + q, c) -> patch entry (i, j, r, q, c)
+    kernel = kernel.reshape(kb, s, kb, s, c, -1).transpose(0, 2, 1, 3, 4, 5)
+    return patches @ kernel.reshape(k * k * c, -1)
+
+
+class SameConv(nn.Module):
+    """A 2-D convolution with SAME padding and a bias, with ``nn.Conv``'s parameters (``kernel [k, k, in, out]``,
+    LeCun-normal init; ``bias [out]``, zeros) and outputs.
+
+    ``impl``: 'conv' (XLA's convolution), 'patches' (``conv_as_matmul``), or 'auto' = patches on CPU, conv
+    elsewhere. XLA:CPU runs convolutions inside a while loop, such as the learner's
+    ``lax.scan`` over updates, 20-40x slower than outside one; matmuls keep their speed there.
+    """
+
+    features: int
+    kernel_size: int
+    stride: int
+    impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k, s = self.kernel_size, self.stride
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        impl = self.impl if self.impl != "auto" else "patches" if jax.default_backend() == "cpu" else "conv"
+        if impl == "patches":
+            y = conv_as_matmul(x, kernel, s)
+        elif impl == "conv":
+            y = jax.lax.conv_general_dilated(x, kernel, (s, s), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        else:
+            raise ValueError(f"unknown conv impl {self.impl!r}; expected one of {CONV_IMPLS}")
+        return y + bias
+
+
+class AtariCNN(nn.Module):
+    """The CRL paper's image encoder (the DQN/Atari torso): Conv 32 8x8/4 -> Conv 64 4x4/2 -> Conv 64 3x3/1, ReLU
+    after each, SAME padding, flattened; no linear head and no normalisation.
+
+    Input: images flattened to ``[..., H*W*C]`` (uint8 or float, pixel values in [0, 255]); they are reshaped to
+    ``image_shape`` and scaled by 1/255 here, so replay buffers can stay uint8. Returns ``[..., cnn_out_dim(shape)]``
+    float32 features (4096 for 64x64 images). ``impl``: how the convolutions run (see ``SameConv``).
+    """
+
+    image_shape: tuple[int, int, int]
+    impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        lead = x.shape[:-1]
+        x = x.reshape((-1, *self.image_shape)).astype(jnp.float32) / 255.0
+        for i, (features, kernel, stride) in enumerate(((32, 8, 4), (64, 4, 2), (64, 3, 1))):
+            x = nn.relu(SameConv(features, kernel, stride, self.impl, name=f"Conv_{i}")(x))
+        return x.reshape((*lead, -1))
+
+
+def cnn_out_dim(image_shape: tuple[int, int, int]) -> int:
+    """Width of ``AtariCNN``'s output for images of ``image_shape``: 64 * ceil(H/8) * ceil(W/8) (SAME padding)."""
+    h, w, _ = image_shape
+    return 64 * math.ceil(math.ceil(h / 4) / 2) * math.ceil(math.ceil(w / 4) / 2)
+
+
+class ImageActor(nn.Module):
+    """A goal-conditioned actor on images: its own ``AtariCNN`` on the state and goal images stacked along the
+    channels (2C channels), whose features feed ``head`` (a ``TanhGaussianActor`` or any module mapping features to
+    ``(mean, log_std)``).
+
+    Input: ``[..., 2*H*W*C]``, the flat concatenation ``[obs, goal]`` of two flattened images, as every actor
+    gets it. Returns what ``head`` returns.
+    """
+
+    image_shape: tuple[int, int, int]
+    head: nn.Module
+
+    @nn.compact
+    def __call__(self, obs_goal: jax.Array) -> tuple[jax.Array, jax.Array]:
+        h, w, c = self.image_shape
+        lead = obs_goal.shape[:-1]
+        state = obs_goal[..., : h * w * c].reshape((*lead, h, w, c))
+        goal = obs_goal[..., h * w * c :].reshape((*lead, h, w, c))
+        stacked = jnp.concatenate([state, goal], axis=-1).reshape((*lead, h * w * 2 * c))
+        return self.head(AtariCNN((h, w, 2 * c), name="cnn")(stacked))
 
 
 class TanhGaussianActor(nn.Module):

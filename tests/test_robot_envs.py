@@ -11,7 +11,6 @@ from gymnasium.utils.env_checker import check_env
 from crl.envs import TASKS, UnknownEnvError, make_gym_env, make_vec_env
 from crl.envs.gym_goal import GymEnvError
 
-ROBOT_ENVS = tuple(TASKS)
 LAYOUT = {  # name: (obs_dim, goal_dim, act_dim, horizon, success slice in goal space, threshold)
     "fetch_reach": (10, 10, 4, 50, (0, 3), 0.05),
     "fetch_push": (25, 25, 4, 50, (3, 6), 0.05),
@@ -19,6 +18,11 @@ LAYOUT = {  # name: (obs_dim, goal_dim, act_dim, horizon, success slice in goal 
     "sawyer_bin": (7, 7, 4, 150, (4, 7), 0.05),
     "ant_umaze": (29, 2, 8, 700, (0, None), 0.5),
 }
+ROBOT_ENVS = tuple(LAYOUT)
+
+
+def test_every_state_task_is_covered():
+    assert set(LAYOUT) == {name for name in TASKS if not name.endswith("_image")}
 
 
 @pytest.mark.parametrize("name", ROBOT_ENVS)

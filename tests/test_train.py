@@ -128,6 +128,13 @@ def test_short_run_learns(tmp_path):
     assert summary["min_distance"] < 0.8 * random["min_distance"], (summary, random)
 
 
+def test_td_loss_trains_online(tmp_path):
+    # The C-learning target critic must not share buffers with the critic (the trainer donates the state).
+    cfg = tiny(tmp_path, steps=800, crl=replace(TINY["crl"], loss="nce_c_learning", twin_critics=True))
+    summary = online.train(cfg)
+    assert summary["updates"] > 0 and np.isfinite(summary["min_distance"])
+
+
 def test_gcbc_agent_runs(tmp_path):
     summary = online.train(tiny(tmp_path, agent="gcbc", gcbc=crl.GCBCConfig(batch_size=32, actor_hidden_sizes=(32,))))
     assert summary["agent"] == "gcbc" and summary["updates"] == 256

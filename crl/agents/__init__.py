@@ -6,6 +6,7 @@ from typing import Callable, NamedTuple
 
 from crl.agents import crl as crl_agent
 from crl.agents import gcbc as gcbc_agent
+from crl.agents import td3 as td3_agent
 
 
 class AgentDef(NamedTuple):
@@ -20,6 +21,7 @@ class AgentDef(NamedTuple):
 AGENTS: dict[str, AgentDef] = {
     "crl": AgentDef(crl_agent.CRLConfig, crl_agent.init, crl_agent.update, crl_agent.make_actor),
     "gcbc": AgentDef(gcbc_agent.GCBCConfig, gcbc_agent.init, gcbc_agent.update, gcbc_agent.make_actor),
+    "td3": AgentDef(td3_agent.TD3Config, td3_agent.init, td3_agent.update, td3_agent.make_actor),
 }
 
 

@@ -5,11 +5,18 @@ of the same trajectory and whose negatives are the other rows' goals (or with th
 maximises f(s, pi(s, g), g): SAC-style with an entropy term (the paper), or DDPG+BC with Q normalised by its mean
 absolute value (OGBench); or, with OGBench's AWR option, weights behaviour cloning by exp(alpha * (Q - V)) with an
 extra contrastive value V(s, g) = energy(phi_v(s), psi_v(g)).
+
+Image observations (``spec.image_shape`` set; states and goals are flattened uint8 images): one Atari CNN, shared by
+the critic's state and goal encoders and by its twins, turns each image into features that replace the pixels as
+the inputs of phi([features(s), a]) and psi(features(g)); the actor has its own CNN on the state and goal images
+stacked along the channels. Each image of a batch goes through the critic's CNN once per update: the actor loss
+reuses the critic loss's features, and no gradient of the actor loss reaches the critic's CNN (the paper's setup).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -20,7 +27,7 @@ import optax
 
 from crl import losses
 from crl.agents import common
-from crl.nets import ACTIVATIONS, INITS, Encoders, ensemble, validate_mlp
+from crl.nets import ACTIVATIONS, INITS, AtariCNN, Encoders, ImageActor, cnn_out_dim, ensemble, validate_mlp
 from crl.types import Batch, EnvSpec
 
 TD_LOSSES = ("c_learning", "nce_c_learning")
@@ -154,6 +161,8 @@ PRESETS: dict[str, CRLConfig] = {
         bc_coef=0.1,
         adam_eps=1e-8,
     ),
+    # The paper's image-based online tasks: the state config plus an entropy term, adaptive alpha with target 0 nats.
+    "paper-image": CRLConfig(adaptive_entropy=True, target_entropy=0.0),
     # The paper's offline AntMaze recipe (master): BC mixing 0.05, twin-min critics, batch 1024, repr 16.
     "paper-offline": CRLConfig(
         batch_size=1024,
@@ -172,7 +181,7 @@ class CRLState:
     """Everything the update changes (a pytree)."""
 
     step: jax.Array
-    critic: Any  # {'enc': ensemble params, ['log_temp': scalar], ['value': V's encoders (actor_loss=awr)]}
+    critic: Any  # {'enc': ensemble params, ['cnn': image encoder], ['log_temp': scalar], ['value': V (awr)]}
     actor: Any
     target_critic: Any  # None unless a C-learning loss is used
     log_alpha: jax.Array
@@ -191,27 +200,77 @@ def make_critic(cfg: CRLConfig):
     return enc(cfg.hidden_sizes, cfg.repr_dim, cfg.activation, cfg.layer_norm, cfg.residual_depth, cfg.init)
 
 
+def make_cnn(spec: EnvSpec) -> AtariCNN:
+    """The critic's image encoder: flattened images ``[..., H*W*C]`` -> features ``[..., cnn_out_dim]``."""
+    return AtariCNN(tuple(spec.image_shape))
+
+
+def _check_image_spec(spec: EnvSpec) -> None:
+    if spec.image_shape is None:
+        return
+    pixels = math.prod(spec.image_shape)
+    if not (spec.obs_dim == spec.goal_dim == pixels and spec.goal_start == 0):
+        raise ValueError(
+            f"image envs need obs_dim == goal_dim == H*W*C = {pixels} and goal = the whole observation, got "
+            f"obs_dim={spec.obs_dim}, goal_dim={spec.goal_dim}, goal_start={spec.goal_start}"
+        )
+
+
+def _features(spec: EnvSpec, critic_params, x: jax.Array) -> jax.Array:
+    """What the critic's MLP encoders see of observations or goals ``x``: the CNN features of images, else ``x``."""
+    if spec.image_shape is None:
+        return x
+    return make_cnn(spec).apply(critic_params["cnn"], x)
+
+
+def _critic_inputs(critic_params, sa: jax.Array, goal: jax.Array, spec: EnvSpec | None):
+    """``(sa, goal)`` with image pixels replaced by the critic's CNN features (unchanged for state envs)."""
+    if spec is None or spec.image_shape is None:
+        if "cnn" in critic_params:
+            raise ValueError("an image critic needs spec= to encode its pixel inputs")
+        return sa, goal
+    obs, action = sa[..., : spec.obs_dim], sa[..., spec.obs_dim :]
+    obs_f = _features(spec, critic_params, obs)
+    return jnp.concatenate([obs_f, action.astype(obs_f.dtype)], -1), _features(spec, critic_params, goal)
+
+
 def make_value(cfg: CRLConfig):
     """The AWR value V(s, g): one (phi_v(s), psi_v(g)) pair shaped like a critic's, outputs ``[1, ..., repr_dim]``."""
     enc = ensemble(Encoders, 1)
     return enc(cfg.hidden_sizes, cfg.repr_dim, cfg.activation, cfg.layer_norm, cfg.residual_depth, cfg.init)
 
 
-def value_logits(cfg: CRLConfig, critic_params, obs: jax.Array, goal: jax.Array) -> jax.Array:
-    """Pairwise AWR value logits ``[B, B]``: entry [i, j] = V(s_i, g_j)."""
+def value_logits(cfg: CRLConfig, critic_params, obs: jax.Array, goal: jax.Array, spec: EnvSpec | None = None
+                 ) -> jax.Array:
+    """Pairwise AWR value logits ``[B, B]``: entry [i, j] = V(s_i, g_j). ``spec`` is needed for image envs."""
+    if spec is not None:
+        obs, goal = _features(spec, critic_params, obs), _features(spec, critic_params, goal)
+    return _value_pairwise(cfg, critic_params, obs, goal)
+
+
+def _value_pairwise(cfg, critic_params, obs, goal):
     phi, psi = make_value(cfg).apply(critic_params["value"], obs, goal)
     return losses.pairwise_energy(phi[0], psi[0], cfg.energy, critic_params.get("log_temp"))
 
 
-def state_value(cfg: CRLConfig, critic_params, obs: jax.Array, goal: jax.Array) -> jax.Array:
-    """Row-wise AWR values ``[B]``: V(s_i, g_i)."""
+def state_value(cfg: CRLConfig, critic_params, obs: jax.Array, goal: jax.Array, spec: EnvSpec | None = None
+                ) -> jax.Array:
+    """Row-wise AWR values ``[B]``: V(s_i, g_i). ``spec`` is needed for image envs."""
+    if spec is not None:
+        obs, goal = _features(spec, critic_params, obs), _features(spec, critic_params, goal)
+    return _value_rowwise(cfg, critic_params, obs, goal)
+
+
+def _value_rowwise(cfg, critic_params, obs, goal):
     phi, psi = make_value(cfg).apply(critic_params["value"], obs, goal)
     return losses.diag_energy(phi[0], psi[0], cfg.energy, critic_params.get("log_temp"))
 
 
 def make_actor(cfg: CRLConfig, spec: EnvSpec):
-    """The actor module (see ``common.make_actor``)."""
-    return common.make_actor(cfg, spec.act_dim)
+    """The actor module (see ``common.make_actor``); for image envs with its own CNN in front (``nets.ImageActor``,
+    on the state and goal images stacked along the channels)."""
+    actor = common.make_actor(cfg, spec.act_dim)
+    return actor if spec.image_shape is None else ImageActor(tuple(spec.image_shape), actor)
 
 
 def _optimizers(cfg: CRLConfig):
@@ -224,14 +283,20 @@ def _optimizers(cfg: CRLConfig):
 
 def init(key: jax.Array, spec: EnvSpec, cfg: CRLConfig) -> CRLState:
     """Fresh parameters and optimiser states."""
+    _check_image_spec(spec)
     k_c, k_a = jax.random.split(key)
-    sa = jnp.zeros((1, spec.obs_dim + spec.act_dim))
-    critic = {"enc": make_critic(cfg).init(k_c, sa, jnp.zeros((1, spec.goal_dim)))}
+    # the widths the critic's MLPs see: the CNN features of images, else the raw vectors
+    obs_width = spec.obs_dim if spec.image_shape is None else cnn_out_dim(spec.image_shape)
+    goal_width = spec.goal_dim if spec.image_shape is None else obs_width
+    sa = jnp.zeros((1, obs_width + spec.act_dim))
+    critic = {"enc": make_critic(cfg).init(k_c, sa, jnp.zeros((1, goal_width)))}
+    if spec.image_shape is not None:
+        critic["cnn"] = make_cnn(spec).init(jax.random.fold_in(k_c, 1), jnp.zeros((1, spec.obs_dim), jnp.uint8))
     if cfg.energy == "cosine":
         critic["log_temp"] = jnp.zeros(())
     if cfg.actor_loss == "awr":
         k_c, k_v = jax.random.split(k_c)
-        critic["value"] = make_value(cfg).init(k_v, jnp.zeros((1, spec.obs_dim)), jnp.zeros((1, spec.goal_dim)))
+        critic["value"] = make_value(cfg).init(k_v, jnp.zeros((1, obs_width)), jnp.zeros((1, goal_width)))
     actor = make_actor(cfg, spec).init(k_a, jnp.zeros((1, spec.obs_dim + spec.goal_dim)))
     log_alpha = jnp.log(jnp.maximum(cfg.entropy_coef, 1e-8)) if not cfg.adaptive_entropy else jnp.zeros(())
     c_opt, a_opt, al_opt = _optimizers(cfg)
@@ -239,7 +304,8 @@ def init(key: jax.Array, spec: EnvSpec, cfg: CRLConfig) -> CRLState:
         step=jnp.zeros((), jnp.int32),
         critic=critic,
         actor=actor,
-        target_critic=critic if cfg.loss in TD_LOSSES else None,
+        # Own buffers: the trainer donates the state, and one buffer cannot be donated twice.
+        target_critic=jax.tree.map(jnp.copy, critic) if cfg.loss in TD_LOSSES else None,
         log_alpha=jnp.asarray(log_alpha, jnp.float32),
         critic_opt=c_opt.init(critic),
         actor_opt=a_opt.init(actor),
@@ -247,21 +313,37 @@ def init(key: jax.Array, spec: EnvSpec, cfg: CRLConfig) -> CRLState:
     )
 
 
-def critic_logits(cfg: CRLConfig, critic_params, sa: jax.Array, goal: jax.Array) -> jax.Array:
-    """Pairwise logits ``[E, B, B]``: entry [e, i, j] = f_e(s_i, a_i, g_j)."""
+def critic_logits(cfg: CRLConfig, critic_params, sa: jax.Array, goal: jax.Array, spec: EnvSpec | None = None
+                  ) -> jax.Array:
+    """Pairwise logits ``[E, B, B]``: entry [e, i, j] = f_e(s_i, a_i, g_j), for ``sa = [obs, action]``. ``spec`` is
+    needed for image envs (their pixels go through the critic's CNN first)."""
+    return _pairwise(cfg, critic_params, *_critic_inputs(critic_params, sa, goal, spec))
+
+
+def _pairwise(cfg, critic_params, sa, goal):
     phi, psi = make_critic(cfg).apply(critic_params["enc"], sa, goal)
     energy = jax.vmap(lambda p, q: losses.pairwise_energy(p, q, cfg.energy, critic_params.get("log_temp")))
     return energy(phi, psi)
 
 
-def critic_value(cfg: CRLConfig, critic_params, sa: jax.Array, goal: jax.Array) -> jax.Array:
-    """Row-wise critic values ``[E, B]``: f_e(s_i, a_i, g_i), without forming the B x B matrix."""
+def critic_value(cfg: CRLConfig, critic_params, sa: jax.Array, goal: jax.Array, spec: EnvSpec | None = None
+                 ) -> jax.Array:
+    """Row-wise critic values ``[E, B]``: f_e(s_i, a_i, g_i), without forming the B x B matrix. ``spec`` is needed
+    for image envs."""
+    return _rowwise(cfg, critic_params, *_critic_inputs(critic_params, sa, goal, spec))
+
+
+def _rowwise(cfg, critic_params, sa, goal):
+    """``critic_value`` on the MLP encoders' inputs (CNN features for image envs)."""
     phi, psi = make_critic(cfg).apply(critic_params["enc"], sa, goal)
     return jax.vmap(lambda p, q: losses.diag_energy(p, q, cfg.energy, critic_params.get("log_temp")))(phi, psi)
 
 
 def _critic_loss(cfg, spec, actor_params, critic_params, target_params, batch: Batch, key):
-    sa = jnp.concatenate([batch.obs, batch.action], axis=-1)
+    """Returns ``(loss, (metrics, psi [E, B, d], features))``; ``features`` = the CNN features of the batch's
+    observations and goals ``([B, F], [B, F])`` for image envs, else None."""
+    obs = _features(spec, critic_params, batch.obs)  # batch.obs itself for state envs
+    sa = jnp.concatenate([obs, batch.action], axis=-1)
     goal = batch.goal
     if cfg.loss in TD_LOSSES:
         next_goal = spec.obs_to_goal(batch.next_obs)
@@ -270,7 +352,8 @@ def _critic_loss(cfg, spec, actor_params, critic_params, target_params, batch: B
         else:
             n_td = losses.num_td_rows(cfg.batch_size, cfg.discount)
             goal = jnp.concatenate([next_goal[:n_td], goal[n_td:]], axis=0)
-    phi, psi = make_critic(cfg).apply(critic_params["enc"], sa, goal)
+    goal_f = _features(spec, critic_params, goal)
+    phi, psi = make_critic(cfg).apply(critic_params["enc"], sa, goal_f)
     energy = jax.vmap(lambda p, q: losses.pairwise_energy(p, q, cfg.energy, critic_params.get("log_temp")))
     logits = energy(phi, psi)  # [E, B, B], as critic_logits
     if cfg.loss in TD_LOSSES:
@@ -279,7 +362,8 @@ def _critic_loss(cfg, spec, actor_params, critic_params, target_params, batch: B
         mean, log_std = make_actor(cfg, spec).apply(actor_params, jnp.concatenate([batch.next_obs, random_goal], -1))
         next_action, _ = common.sample_action(cfg.policy, key, mean, log_std)
         next_sa = jnp.concatenate([batch.next_obs, next_action], axis=-1)
-        target = losses.reduce_twin(critic_value(cfg, target_params, next_sa, random_goal), cfg.twin_reduce)
+        next_sa, random_goal = _critic_inputs(target_params, next_sa, random_goal, spec)
+        target = losses.reduce_twin(_rowwise(cfg, target_params, next_sa, random_goal), cfg.twin_reduce)
         w = losses.c_learning_weight(target)
         td = losses.c_learning_loss if cfg.loss == "c_learning" else losses.nce_c_learning_loss
         loss = jnp.mean(jax.vmap(lambda lg: td(lg, w, cfg.discount))(logits))
@@ -291,40 +375,54 @@ def _critic_loss(cfg, spec, actor_params, critic_params, target_params, batch: B
     metrics = losses.contrastive_metrics(mean_logits)
     metrics["critic_loss"] = loss
     if cfg.actor_loss == "awr":  # the value V(s, g) learns with the same contrastive loss on (s, g) pairs
-        v_logits = value_logits(cfg, critic_params, batch.obs, batch.goal)
+        v_logits = _value_pairwise(cfg, critic_params, obs, goal_f)  # goal is batch.goal: awr excludes TD losses
         v_loss = losses.contrastive_loss(v_logits, cfg.loss, cfg.lse_coef)
         metrics["value_loss"] = v_loss
         metrics["value_accuracy"] = losses.contrastive_metrics(v_logits)["categorical_accuracy"]
         loss = loss + v_loss
-    return loss, (metrics, psi)
+    return loss, (metrics, psi, None if spec.image_shape is None else (obs, goal_f))
 
 
-def _actor_loss(cfg, spec, critic_params, log_alpha, actor_params, batch: Batch, key, goal_repr=None):
+def _actor_loss(cfg, spec, critic_params, log_alpha, actor_params, batch: Batch, key, goal_repr=None, features=None):
     """``goal_repr``: psi(batch.actor_goal) ``[E, B, d]`` under ``critic_params`` when the caller has it already (the
-    critic loss computes it when the actor's goals are the critic's); psi is then not recomputed."""
+    critic loss computes it when the actor's goals are the critic's); psi is then not recomputed. ``features``
+    (image envs): the critic CNN's features of ``(batch.obs, batch.actor_goal)`` when the caller has them, either
+    may be None; the missing ones are computed here."""
     obs, goal, data_action = batch.obs, batch.actor_goal, batch.action
     psi = goal_repr
+    image = spec.image_shape is not None
+    if image:  # the critic sees CNN features; the actor sees pixels (through its own CNN)
+        obs_f, goal_f = features if features is not None else (None, None)
+        obs_f = _features(spec, critic_params, obs) if obs_f is None else obs_f
+        goal_f = _features(spec, critic_params, goal) if goal_f is None else goal_f
     if cfg.random_goals == 0.5:
         obs = jnp.concatenate([obs, obs], axis=0)
         goal = jnp.concatenate([goal, jnp.roll(goal, 1, axis=0)], axis=0)
         data_action = jnp.concatenate([data_action, data_action], axis=0)
         if psi is not None:
             psi = jnp.concatenate([psi, jnp.roll(psi, 1, axis=1)], axis=1)
+        if image:
+            obs_f = jnp.concatenate([obs_f, obs_f], axis=0)
+            goal_f = jnp.concatenate([goal_f, jnp.roll(goal_f, 1, axis=0)], axis=0)
     elif cfg.random_goals == 1.0:
         goal = jnp.roll(goal, 1, axis=0)
         if psi is not None:
             psi = jnp.roll(psi, 1, axis=1)
+        if image:
+            goal_f = jnp.roll(goal_f, 1, axis=0)
+    if not image:
+        obs_f, goal_f = obs, goal
     mean, log_std = make_actor(cfg, spec).apply(actor_params, jnp.concatenate([obs, goal], axis=-1))
     bc_log_prob = common.log_prob(cfg.policy, mean, log_std, data_action)
     if cfg.actor_loss == "awr":
-        return _awr_loss(cfg, critic_params, obs, goal, data_action, bc_log_prob, mean, log_std)
+        return _awr_loss(cfg, critic_params, obs_f, goal_f, data_action, bc_log_prob, mean, log_std)
     if cfg.actor_loss == "sac":
         action, log_prob = common.sample_action(cfg.policy, key, mean, log_std)
     else:
         action, log_prob = jnp.clip(mean, -1.0, 1.0), bc_log_prob
-    sa = jnp.concatenate([obs, action], -1)
+    sa = jnp.concatenate([obs_f, action], -1)
     if psi is None:
-        q = critic_value(cfg, critic_params, sa, goal)
+        q = _rowwise(cfg, critic_params, sa, goal_f)
     else:  # as critic_value, with psi(goal) given
         phi = make_critic(cfg).apply(critic_params["enc"], sa, method="encode_sa")
         q = jax.vmap(lambda p, g: losses.diag_energy(p, g, cfg.energy, critic_params.get("log_temp")))(phi, psi)
@@ -346,10 +444,11 @@ def _actor_loss(cfg, spec, critic_params, log_alpha, actor_params, batch: Batch,
 
 
 def _awr_loss(cfg, critic_params, obs, goal, data_action, bc_log_prob, mean, log_std):
-    """OGBench's AWR actor: -mean(w * log pi(a_data | s, g)), w = min(exp(alpha * (Q(s, a_data, g) - V(s, g))), max)."""
+    """OGBench's AWR actor: -mean(w * log pi(a_data | s, g)), w = min(exp(alpha * (Q(s, a_data, g) - V(s, g))), max).
+    ``obs``, ``goal``: the critic's inputs (CNN features for image envs)."""
     sa = jnp.concatenate([obs, data_action], -1)
-    q = losses.reduce_twin(critic_value(cfg, critic_params, sa, goal), cfg.twin_reduce)
-    v = state_value(cfg, critic_params, obs, goal)
+    q = losses.reduce_twin(_rowwise(cfg, critic_params, sa, goal), cfg.twin_reduce)
+    v = _value_rowwise(cfg, critic_params, obs, goal)
     adv = jax.lax.stop_gradient(q - v)
     weight = jnp.minimum(jnp.exp(cfg.bc_coef * adv), cfg.awr_max_weight)
     loss = -jnp.mean(weight * bc_log_prob)
@@ -376,13 +475,18 @@ def update(state: CRLState, batch: Batch, key: jax.Array, *, cfg: CRLConfig, spe
     def critic_fn(p):
         return _critic_loss(cfg, spec, state.actor, p, state.target_critic, batch, k_critic)
 
-    (_, (c_metrics, psi)), c_grads = jax.value_and_grad(critic_fn, has_aux=True)(state.critic)
+    (_, (c_metrics, psi, feats)), c_grads = jax.value_and_grad(critic_fn, has_aux=True)(state.critic)
     # The critic loss has psi(goal) under the current critic; when the actor's goals are the same array (the
     # sampler's default, seen here as the same traced value), the actor reuses it instead of recomputing it.
     share_psi = cfg.loss not in TD_LOSSES and batch.actor_goal is batch.goal
 
+    # Image envs: the critic's CNN features of the observations are always the actor's (same images, same params);
+    # those of the goals when psi is shared. They enter the actor loss as constants: no actor gradient reaches them.
+    features = None if feats is None else (feats[0], feats[1] if share_psi else None)
+
     def actor_fn(p):
-        return _actor_loss(cfg, spec, state.critic, state.log_alpha, p, batch, k_actor, psi if share_psi else None)
+        return _actor_loss(cfg, spec, state.critic, state.log_alpha, p, batch, k_actor, psi if share_psi else None,
+                           features)
 
     (_, (a_metrics, log_prob)), a_grads = jax.value_and_grad(actor_fn, has_aux=True)(state.actor)
     c_updates, critic_opt = c_opt.update(c_grads, state.critic_opt, state.critic)
@@ -425,4 +529,4 @@ def with_preset(name: str, **overrides) -> CRLConfig:
 
 
 __all__ = ["CRLConfig", "CRLState", "PRESETS", "init", "update", "make_actor", "critic_logits", "critic_value",
-           "state_value", "value_logits"]
+           "state_value", "value_logits", "make_cnn"]

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import optax
 
 from crl.agents import common
-from crl.nets import ACTIVATIONS, validate_mlp
+from crl.nets import ACTIVATIONS, ImageActor, validate_mlp
 from crl.types import Batch, EnvSpec
 
 
@@ -65,8 +65,9 @@ class GCBCState:
 
 
 def make_actor(cfg: GCBCConfig, spec: EnvSpec):
-    """The actor module (see ``common.make_actor``)."""
-    return common.make_actor(cfg, spec.act_dim)
+    """The actor module (see ``common.make_actor``); for image envs with its own CNN in front (``nets.ImageActor``)."""
+    actor = common.make_actor(cfg, spec.act_dim)
+    return actor if spec.image_shape is None else ImageActor(tuple(spec.image_shape), actor)
 
 
 def init(key: jax.Array, spec: EnvSpec, cfg: GCBCConfig) -> GCBCState:

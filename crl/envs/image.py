@@ -35,6 +35,14 @@ class Camera:
     def __init__(self, model, lookat, distance_, azimuth, elevation, size: int = 64):
         os.environ.setdefault("MUJOCO_GL", "egl")
         mujoco = require("mujoco", "robotics")
+        from mujoco import gl_context
+
+        if gl_context.GLContext is not None and gl_context.GLContext.__module__ == "mujoco.glfw" and not os.environ.get(
+                "DISPLAY"):
+            # mujoco was imported before MUJOCO_GL was set and chose GLFW, which needs a display: use EGL.
+            from mujoco.egl import GLContext
+
+            gl_context.GLContext = GLContext
         self.mujoco = mujoco
         self.renderer = mujoco.Renderer(model, size, size)
         self.camera = mujoco.MjvCamera()

@@ -26,6 +26,7 @@ from crl.agents import AGENTS, get_agent
 from crl.agents import common
 from crl.agents.crl import CRLConfig
 from crl.agents.gcbc import GCBCConfig
+from crl.agents.td3 import TD3Config, check_spec as check_td3_spec
 from crl.data.ogbench_data import is_ogbench_dataset
 from crl.data.store import ACTOR_GOALS, GOAL_STYLES, EpisodeRing, GoalSampler
 from crl.envs import make_vec_env
@@ -51,8 +52,8 @@ class TrainConfig:
     env: str = "point_U"
     """Environment (see `crl envs`), or an OGBench dataset name (e.g. pointmaze-medium-navigate-v0) to train
     offline on that dataset and evaluate on its env's 5 tasks."""
-    agent: Literal["crl", "gcbc"] = "crl"
-    """Agent: crl or gcbc."""
+    agent: Literal["crl", "gcbc", "td3"] = "crl"
+    """Agent: crl, gcbc or td3 (TD3+HER, online on envs with a distance-threshold success test)."""
     steps: int = 50_000
     """Online: total environment steps (summed over the parallel envs; the paper trains for 1M). Offline: gradient
     updates (OGBench: 1M)."""
@@ -107,6 +108,8 @@ class TrainConfig:
     """CRL hyperparameters (used when agent=crl)."""
     gcbc: GCBCConfig = field(default_factory=GCBCConfig)
     """GCBC hyperparameters (used when agent=gcbc)."""
+    td3: TD3Config = field(default_factory=TD3Config)
+    """TD3+HER hyperparameters (used when agent=td3)."""
 
     @property
     def agent_config(self):
@@ -141,10 +144,18 @@ def validate(cfg: TrainConfig, env: VecGoalEnv | None = None) -> None:
     for ok, msg in checks:
         if not ok:
             raise ConfigError(msg)
+    if cfg.agent == "td3" and is_offline(cfg):
+        raise ConfigError("agent td3 trains online only (its HER reward needs the env's success test); "
+                          "use crl or gcbc on OGBench datasets")
     try:
         acfg.validate()
     except ValueError as e:
         raise ConfigError(f"{cfg.agent}: {e}") from None
+    if env is not None and cfg.agent == "td3":
+        try:
+            check_td3_spec(env_spec(env))
+        except ValueError as e:
+            raise ConfigError(f"{cfg.env}: {e}") from None
     if env is not None and cfg.buffer_size < cfg.num_envs * env.horizon:
         raise ConfigError(
             f"buffer_size ({cfg.buffer_size}) must hold one episode per env: >= num_envs*horizon = "
@@ -159,7 +170,8 @@ def is_offline(cfg: TrainConfig) -> bool:
 
 def env_spec(env: VecGoalEnv) -> EnvSpec:
     """The shapes an agent needs from an env."""
-    return EnvSpec(env.obs_dim, env.goal_dim, env.act_dim, env.goal_start, env.goal_end)
+    return EnvSpec(env.obs_dim, env.goal_dim, env.act_dim, env.goal_start, env.goal_end, env.success_threshold,
+                   env.success_start, env.success_end, env.image_shape)
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:
@@ -312,7 +324,8 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
         write_json_atomic(run_dir / "config.json", config_to_dict(cfg))
 
     learner = Learner(cfg, spec)
-    store = EpisodeRing(cfg.buffer_size, env.horizon, env.obs_dim, env.act_dim)
+    obs_dtype = np.uint8 if env.image_shape is not None else np.float32  # images stay uint8 (4x less memory)
+    store = EpisodeRing(cfg.buffer_size, env.horizon, env.obs_dim, env.act_dim, obs_dtype)
     key, init_key = jax.random.split(jax.random.key(cfg.seed))
     state = learner.init(init_key)
     host_rng = np.random.default_rng(cfg.seed + 1)  # warm-up actions
@@ -372,7 +385,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
             # Collect one episode in every env.
             t0 = time.perf_counter()
             obs, goal = env.reset()
-            ep_obs = np.empty((env.num_envs, env.horizon + 1, env.obs_dim), np.float32)
+            ep_obs = np.empty((env.num_envs, env.horizon + 1, env.obs_dim), store.obs_dtype)
             ep_act = np.empty((env.num_envs, env.horizon, env.act_dim), np.float32)
             for t in range(env.horizon):
                 if prog.env_steps < cfg.warmup_steps:

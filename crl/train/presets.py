@@ -3,7 +3,8 @@ paper's offline recipe.
 
 ``preset_config(env, agent)`` is what ``crl train`` starts from before applying flags; with ``preset='auto'`` an
 OGBench dataset gets OGBench's recipe and the flags OGBench's README lists for that dataset, anything else the
-agent's defaults (the CRL paper's online config).
+agent's defaults (the CRL paper's online config), and an image env (name ending in ``_image``) the paper's image
+config.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from crl.agents.gcbc import GCBCConfig
 from crl.data.ogbench_data import is_ogbench_dataset
 from crl.train.online import TrainConfig
 
-PRESET_NAMES = ("auto", "none", "paper-online", "ogbench", "paper-offline")
+PRESET_NAMES = ("auto", "none", "paper-online", "paper-image", "ogbench", "paper-offline")
 
 # OGBench impls/agents/gcbc.py: 3x512 GELU actor without LayerNorm, constant-std Gaussian, batch 1024, Adam 3e-4.
 OGBENCH_GCBC = GCBCConfig(
@@ -52,8 +53,10 @@ def ogbench_flags(name: str) -> dict[str, Any]:
 def preset_config(env: str, agent: str = "crl", preset: str = "auto", **overrides) -> TrainConfig:
     """The config ``crl train --env ENV --agent AGENT --preset PRESET`` starts from, with ``overrides`` applied.
 
-    Presets: ``auto`` (``ogbench`` for an OGBench dataset, else ``paper-online``); ``none`` (plain defaults);
-    ``paper-online`` (the CRL paper's state-based online config); ``ogbench`` (OGBench's CRL or GCBC recipe, plus
+    Presets: ``auto`` (``ogbench`` for an OGBench dataset, ``paper-image`` for an env whose name ends in ``_image``,
+    else ``paper-online``); ``none`` (plain defaults); ``paper-online`` (the CRL paper's state-based online config);
+    ``paper-image`` (the paper's image-based online config: adaptive entropy with target 0 nats, 10 parallel envs,
+    16 updates per jitted call, a 100k-transition replay); ``ogbench`` (OGBench's CRL or GCBC recipe, plus
     per-dataset flags on an OGBench dataset); ``paper-offline`` (the CRL paper's offline AntMaze recipe: BC mix
     0.05, twin-min critics, batch 1024, repr 16, 2x1024). On an OGBench dataset every preset trains offline with
     OGBench's sampler and evaluation protocol (1M updates, evaluation every 100k on 5 tasks x 50 episodes).
@@ -65,7 +68,7 @@ def preset_config(env: str, agent: str = "crl", preset: str = "auto", **override
     if preset == "none":
         return replace(cfg, **overrides)
     if preset == "auto":
-        preset = "ogbench" if offline else "paper-online"
+        preset = "ogbench" if offline else "paper-image" if env.endswith("_image") else "paper-online"
     if offline:
         cfg = replace(cfg, steps=1_000_000, eval_every=100_000, eval_episodes=50, goal_sampling="ogbench")
     flags = ogbench_flags(env) if offline else {}
@@ -74,6 +77,10 @@ def preset_config(env: str, agent: str = "crl", preset: str = "auto", **override
         crl = replace(CRL_PRESETS["ogbench-crl"], **{k: flags[k] for k in ("bc_coef", "discount") if k in flags})
         gcbc = replace(OGBENCH_GCBC, **{k: flags[k] for k in ("discount",) if k in flags})
         cfg = replace(cfg, crl=crl, gcbc=gcbc, **sampler)
+    elif preset == "paper-image":
+        # 100k image transitions take 1.2 GB as uint8 (the paper's 1M would take 12.3 GB, and as much again in every
+        # checkpoint), so the replay is smaller than the paper's.
+        cfg = replace(cfg, crl=CRL_PRESETS["paper-image"], num_envs=10, updates_per_call=16, buffer_size=100_000)
     elif preset == "paper-offline":
         cfg = replace(cfg, crl=CRL_PRESETS["paper-offline"])
     return replace(cfg, **overrides)

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from crl.agents import crl as crl_agent
+from crl.agents import td3 as td3_agent
 from crl.envs import make_vec_env
 from crl.train.checkpoint import latest_checkpoint, load_checkpoint
 from crl.train.io import read_json
@@ -23,7 +24,7 @@ class Run:
     """A run directory's newest checkpoint, ready to act.
 
     ``policy(obs, goal)`` returns deterministic actions; ``critic(obs, action, goal)`` the critic's value
-    f(s, a, g) (CRL only). Inputs may be one vector or a batch ``[N, dim]``; outputs match.
+    f(s, a, g) (CRL; TD3: the twin-min Q). Inputs may be one vector or a batch ``[N, dim]``; outputs match.
     """
 
     run_dir: Path
@@ -45,13 +46,19 @@ class Run:
         return np.asarray(act[0] if single else act)
 
     def critic(self, obs, action, goal) -> np.ndarray:
-        """f(s, a, g) ``[...]`` (twin critics reduced as in the actor)."""
-        if self.config.agent != "crl":
+        """f(s, a, g) ``[...]`` (twin critics reduced as in the actor; TD3: min of the twin Q(s, a, g))."""
+        if self.config.agent not in ("crl", "td3"):
             raise ValueError(f"a {self.config.agent} run has no critic")
         obs, goal, single = _batched(obs, goal)
         action = jnp.atleast_2d(jnp.asarray(action, jnp.float32))
+        if self.config.agent == "td3":
+            sag = jnp.concatenate([obs, action, goal], -1)
+            q = td3_agent.make_critic(self.config.td3).apply(self.state.critic, sag)
+            out = np.asarray(jnp.min(q, axis=0))
+            return out[0] if single else out
         cfg = self.config.crl
-        values = crl_agent.critic_value(cfg, self.state.critic, jnp.concatenate([obs, action], -1), goal)
+        sa = jnp.concatenate([obs, action], -1)
+        values = crl_agent.critic_value(cfg, self.state.critic, sa, goal, spec=self.learner.spec)
         out = np.asarray(crl_agent.losses.reduce_twin(values, cfg.twin_reduce))
         return out[0] if single else out
 
