@@ -15,7 +15,25 @@ import abc
 import numpy as np
 
 
-class VecGoalEnv(abc.ABC):
+class GoalLayout:
+    """The sizes, goal slice and success test every goal env declares (see `VecGoalEnv` for their meaning)."""
+
+    obs_dim: int
+    goal_dim: int
+    act_dim: int
+    horizon: int
+    goal_start: int = 0
+    goal_end: int | None = None
+    success_threshold: float = 0.0
+    success_start: int = 0
+    success_end: int | None = None
+    image_shape: tuple[int, int, int] | None = None
+
+    LAYOUT_FIELDS = ("obs_dim", "goal_dim", "act_dim", "horizon", "goal_start", "goal_end", "success_threshold",
+                     "success_start", "success_end", "image_shape")
+
+
+class VecGoalEnv(GoalLayout, abc.ABC):
     """Abstract base class of a batch of `num_envs` goal-conditioned environments.
 
     Attributes:
@@ -36,18 +54,8 @@ class VecGoalEnv(abc.ABC):
     """
 
     num_envs: int
-    obs_dim: int
-    goal_dim: int
-    act_dim: int
-    horizon: int
     name: str
     rng: np.random.Generator
-    goal_start: int = 0
-    goal_end: int | None = None
-    success_threshold: float = 0.0
-    success_start: int = 0
-    success_end: int | None = None
-    image_shape: tuple[int, int, int] | None = None
 
     @abc.abstractmethod
     def reset(self) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from crl.envs.base import VecGoalEnv
+from crl.envs.base import GoalLayout, VecGoalEnv
 
 
 class MissingPackageError(ImportError):
@@ -39,24 +39,13 @@ def require(module: str, extra: str):
         ) from None
 
 
-class GoalTask(abc.ABC):
+class GoalTask(GoalLayout, abc.ABC):
     """One goal-conditioned task instance.
 
     Attributes have the meaning of the same names on `VecGoalEnv`. Observations are float32 vectors (uint8
     flattened images when ``image_shape`` is set); the commanded goal lives in goal space, i.e. has the layout of
     ``obs[goal_start:goal_end]``.
     """
-
-    obs_dim: int
-    goal_dim: int
-    act_dim: int
-    horizon: int
-    goal_start: int = 0
-    goal_end: int | None = None
-    success_threshold: float = 0.0
-    success_start: int = 0
-    success_end: int | None = None
-    image_shape: tuple[int, int, int] | None = None
 
     @abc.abstractmethod
     def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -81,11 +70,8 @@ class TaskVecEnv(VecGoalEnv):
         self.num_envs = num_envs
         self.tasks = [make_task() for _ in range(num_envs)]
         t = self.tasks[0]
-        self.obs_dim, self.goal_dim, self.act_dim, self.horizon = t.obs_dim, t.goal_dim, t.act_dim, t.horizon
-        self.goal_start, self.goal_end = t.goal_start, t.goal_end
-        self.success_threshold, self.success_start, self.success_end = (
-            t.success_threshold, t.success_start, t.success_end)
-        self.image_shape = t.image_shape
+        for attr in self.LAYOUT_FIELDS:
+            setattr(self, attr, getattr(t, attr))
         self.obs_dtype = t.obs_dtype()
         self.seed(seed)
 
