@@ -9,7 +9,7 @@ from gymnasium.utils.env_checker import check_env
 from crl.envs import make_gym_env, make_vec_env
 
 
-@pytest.mark.parametrize("name", ["point_Spiral11x11_image", "fetch_reach_image"])
+@pytest.mark.parametrize("name", ["point_Spiral11x11_image", "fetch_reach_image", "fetch_push_image"])
 def test_image_env_passes_check_env(name):
     env = make_gym_env(name)
     check_env(env, skip_render_check=True)
@@ -52,4 +52,23 @@ def test_fetch_reach_goal_image_shows_the_gripper_at_the_goal():
         reached |= bool(success[0])
     end_gap = np.abs(obs.astype(int) - goal.astype(int)).mean()
     assert reached and end_gap < 0.3 * start_gap
+    env.close()
+
+
+def test_fetch_push_image_starts_at_the_paper_position_and_scores_the_block_xy():
+    env = make_vec_env("fetch_push_image", 2, seed=0)
+    obs, goal = env.reset()
+    for task in env.tasks:
+        block = task._object()[:3]
+        np.testing.assert_allclose(block[:2], (1.15, 0.75), atol=0.02)  # the paper's start position
+        assert block[2] > 0.4  # on the table
+        grip = task.state_task.env.data.site("robot0:grip").xpos
+        assert np.linalg.norm(block - grip) < 0.12  # the gripper starts next to the block
+    assert not np.array_equal(goal[0], goal[1])  # random goals
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        obs, success, info = env.step(rng.uniform(-1, 1, (2, 4)))
+        dist = [np.linalg.norm(t._object()[:2] - t._goal_xy) for t in env.tasks]
+        np.testing.assert_allclose(info["distance"], dist, rtol=1e-5)
+        np.testing.assert_array_equal(success, np.array(dist) < 0.05)
     env.close()

@@ -47,6 +47,12 @@ def _fetch_reach_image():
     return FetchReachImage()
 
 
+def _fetch_push_image():
+    from crl.envs.image import FetchPushImage
+
+    return FetchPushImage()
+
+
 def _gym(env_id):
     from crl.envs.gym_goal import GymGoalTask
 
@@ -61,6 +67,7 @@ TASKS = {
     "sawyer_bin": partial(_sawyer, "bin"),
     "ant_umaze": partial(_ant, "umaze"),
     "fetch_reach_image": _fetch_reach_image,
+    "fetch_push_image": _fetch_push_image,
 }
 POINT_IMAGE_ENVS = tuple(f"{name}_image" for name in POINT_ENVS)
 ENV_NAMES = POINT_ENVS + tuple(TASKS) + POINT_IMAGE_ENVS

@@ -6,6 +6,10 @@ putting the scene in the goal state (the paper's method), then the episode is re
 
 * ``point_Spiral11x11_image``: the point maze drawn in NumPy (free cells white, walls grey, the point a red disc of
   radius 0.5 cells); the goal image shows the point at the goal.
+* ``fetch_push_image``: Fetch push seen from the paper's ``camera2`` (look-at (1.25, 0.8, 0.4), distance 0.65,
+  azimuth 90, elevation -40). Goal: Fetch's random block position (x and y random, the paper's ``rand_y``) with the
+  gripper moved next to the block; episode start: block at (1.15, 0.75), gripper next to it. Success: block xy
+  within 0.05 of the goal xy.
 * ``fetch_reach_image``: Fetch reach seen from the paper's camera (look-at (1.2, 0.8, 0.5), distance 0.8,
   azimuth 180, elevation -30) with the target marker hidden; the goal image is rendered after driving the gripper
   to the target with 10 proportional-control steps, then the arm is reset; the same target stays the goal.
@@ -98,6 +102,66 @@ class FetchReachImage(GoalTask):
         obs, *_ = self.state_task.env.step(np.asarray(action, np.float32))
         dist = distance(obs["achieved_goal"], self._target)
         return self.camera.render(self.state_task.env.data), dist < self.state_task.success_threshold, dist
+
+    def close(self) -> None:
+        self.camera.close()
+        self.state_task.close()
+
+
+class FetchPushImage(GoalTask):
+    """``fetch_push_image``: see the module docstring."""
+
+    obs_dim = goal_dim = IMAGE_DIM
+    act_dim = 4
+    image_shape = IMAGE_SHAPE
+    start_xy = (1.15, 0.75)
+
+    def __init__(self):
+        from crl.envs.fetch import FetchTask
+
+        self.state_task = FetchTask("push")
+        self.horizon = self.state_task.horizon
+        env = self.state_task.env
+        env.model.site_rgba[:, 3] = 0.0  # hide the target marker
+        self.camera = Camera(env.model, (1.25, 0.8, 0.4), 0.65, 90.0, -40.0)
+        self._goal_xy = np.zeros(2)
+
+    def _object(self) -> np.ndarray:
+        return self.state_task.env.data.joint("object0:joint").qpos
+
+    def _place_object(self, xy=None) -> None:
+        """The paper's reset: pull the gripper back for 8 steps, optionally move the block to ``xy``, then bring
+        the gripper next to the block (proportional control, at most 100 steps)."""
+        env, mj = self.state_task.env, self.camera.mujoco
+        for _ in range(8):
+            env.step(np.array([-1.0, 0.0, 0.0, 0.0], np.float32))
+        if xy is not None:
+            self._object()[:2] = xy
+            mj.mj_forward(env.model, env.data)
+        for _ in range(100):
+            delta = self._object()[:3] + np.array([-0.02, 0.0, 0.0]) - env.data.site("robot0:grip").xpos
+            if np.linalg.norm(delta) < 0.06:
+                break
+            env.step(np.concatenate([np.clip(delta, -1, 1), [0.0]]).astype(np.float32))
+
+    def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        env = self.state_task.env
+        rng = np.random.default_rng(seed)
+        while True:  # the paper retries when the block falls off the table
+            env.reset(seed=int(rng.integers(2**31 - 1)))
+            self._place_object()  # the goal: the block where Fetch's reset put it (x and y random)
+            goal_image = self.camera.render(env.data)
+            self._goal_xy = self._object()[:2].copy()
+            goal_ok = self._object()[2] >= 0.4
+            env.reset(seed=int(rng.integers(2**31 - 1)))
+            self._place_object(self.start_xy)
+            if goal_ok and self._object()[2] >= 0.4:
+                return self.camera.render(env.data), goal_image
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, bool, float]:
+        self.state_task.env.step(np.asarray(action, np.float32))
+        dist = distance(self._object()[:2], self._goal_xy)
+        return self.camera.render(self.state_task.env.data), dist < 0.05, dist
 
     def close(self) -> None:
         self.camera.close()
