@@ -6,12 +6,7 @@ The gymnasium views are also registered as `crl/<name>-v0`, e.g. `gymnasium.make
 """
 
 import difflib
-import os
 from functools import partial
-
-# Headless MuJoCo rendering for the image envs; must be set before mujoco is first imported. A user's choice
-# (e.g. MUJOCO_GL=osmesa) wins.
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium
 

@@ -14,8 +14,9 @@ putting the scene in the goal state (the paper's method), then the episode is re
   azimuth 180, elevation -30) with the target marker hidden; the goal image is rendered after driving the gripper
   to the target with 10 proportional-control steps, then the arm is reset; the same target stays the goal.
 
-MuJoCo renders headless through EGL (``MUJOCO_GL=egl``, set unless the user chose a backend; ``osmesa`` also
-works) with shadows and reflections off, which is about 10x faster than the default flags at this size.
+MuJoCo renders headless through EGL (``MUJOCO_GL=egl``, set when a camera is made unless the user chose a backend;
+``osmesa`` also works; if mujoco was already imported without a backend it would use GLFW, which needs a display,
+so the camera switches it to EGL) with shadows and reflections off, which is about 10x faster than the default flags at this size.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class Camera:
     """A 64 x 64 offscreen MuJoCo renderer with a free camera; shadows and reflections off."""
 
     def __init__(self, model, lookat, distance_, azimuth, elevation, size: int = 64):
+        # Headless rendering: EGL unless the user chose a backend (MUJOCO_GL=osmesa also works). Set here, not at
+        # import, so that state-only envs never load an OpenGL library.
         os.environ.setdefault("MUJOCO_GL", "egl")
         mujoco = require("mujoco", "robotics")
         from mujoco import gl_context
