@@ -48,6 +48,12 @@ def _fetch_push_image():
     return FetchPushImage()
 
 
+def _sawyer_image(kind):
+    from crl.envs import image
+
+    return image.SawyerPushImage() if kind == "push" else image.SawyerBinImage()
+
+
 def _gym(env_id):
     from crl.envs.gym_goal import GymGoalTask
 
@@ -63,6 +69,8 @@ TASKS = {
     "ant_umaze": partial(_ant, "umaze"),
     "fetch_reach_image": _fetch_reach_image,
     "fetch_push_image": _fetch_push_image,
+    "sawyer_push_image": partial(_sawyer_image, "push"),
+    "sawyer_bin_image": partial(_sawyer_image, "bin"),
 }
 POINT_IMAGE_ENVS = tuple(f"{name}_image" for name in POINT_ENVS)
 ENV_NAMES = POINT_ENVS + tuple(TASKS) + POINT_IMAGE_ENVS

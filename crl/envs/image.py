@@ -13,6 +13,8 @@ putting the scene in the goal state (the paper's method), then the episode is re
 * ``fetch_reach_image``: Fetch reach seen from the paper's camera (look-at (1.2, 0.8, 0.5), distance 0.8,
   azimuth 180, elevation -30) with the target marker hidden; the goal image is rendered after driving the gripper
   to the target with 10 proportional-control steps, then the arm is reset; the same target stays the goal.
+* ``sawyer_push_image``, ``sawyer_bin_image``: Meta-World V3 seen from its ``corner2`` camera moved as in the
+  paper, with the paper's goal-image and start procedures (`SawyerPushImage`, `SawyerBinImage`).
 
 MuJoCo renders headless through EGL (``MUJOCO_GL=egl``, set when a camera is made unless the user chose a backend;
 ``osmesa`` also works; if mujoco was already imported without a backend it would use GLFW, which needs a display,
@@ -37,7 +39,10 @@ IMAGE_DIM = int(np.prod(IMAGE_SHAPE))
 class Camera:
     """A 64 x 64 offscreen MuJoCo renderer with a free camera; shadows and reflections off."""
 
-    def __init__(self, model, lookat, distance_, azimuth, elevation, size: int = 64):
+    def __init__(self, model, lookat=(0.0, 0.0, 0.0), distance_=1.0, azimuth=0.0, elevation=-45.0, size: int = 64,
+                 fixed: str | None = None, bottom_up: bool = False):
+        """A free camera at (lookat, distance, azimuth, elevation), or the model's camera named `fixed`;
+        `bottom_up` returns the rows in OpenGL's bottom-to-top order (what mujoco-py's offscreen render gave)."""
         # Headless rendering: EGL unless the user chose a backend (MUJOCO_GL=osmesa also works). Set here, not at
         # import, so that state-only envs never load an OpenGL library.
         os.environ.setdefault("MUJOCO_GL", "egl")
@@ -50,12 +55,15 @@ class Camera:
             from mujoco.egl import GLContext
 
             gl_context.GLContext = GLContext
-        self.mujoco = mujoco
+        self.mujoco, self.bottom_up = mujoco, bottom_up
         self.renderer = mujoco.Renderer(model, size, size)
-        self.camera = mujoco.MjvCamera()
-        self.camera.type = mujoco.mjtCamera.mjCAMERA_FREE
-        self.camera.lookat[:] = lookat
-        self.camera.distance, self.camera.azimuth, self.camera.elevation = distance_, azimuth, elevation
+        if fixed is not None:
+            self.camera = fixed
+        else:
+            self.camera = mujoco.MjvCamera()
+            self.camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+            self.camera.lookat[:] = lookat
+            self.camera.distance, self.camera.azimuth, self.camera.elevation = distance_, azimuth, elevation
         # Free the GL context before interpreter teardown (EGL's destructor fails once its module is gone).
         atexit.register(self.close)
 
@@ -65,7 +73,8 @@ class Camera:
         flags = self.renderer.scene.flags
         flags[self.mujoco.mjtRndFlag.mjRND_SHADOW] = 0
         flags[self.mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
-        return self.renderer.render().reshape(-1).copy()
+        frame = self.renderer.render()
+        return (frame[::-1] if self.bottom_up else frame).reshape(-1).copy()
 
     def close(self) -> None:
         if self.renderer is not None:
@@ -169,6 +178,121 @@ class FetchPushImage(GoalTask):
     def close(self) -> None:
         self.camera.close()
         self.state_task.close()
+
+
+class SawyerImageTask(GoalTask):
+    """Shared parts of ``sawyer_push_image`` and ``sawyer_bin_image``: a Meta-World V3 env seen from its
+    ``corner2`` camera, moved where the paper put it; all sites (goal marker, end-effector markers) hidden; the arm
+    is steered through its mocap body during the goal and start procedures (gripper control ``ctrl``, one env
+    step = ``frame_skip`` physics steps). Frames keep OpenGL's bottom-up row order, as the paper's mujoco-py
+    renders of ``corner2`` did (the paper flipped only its other cameras), so the pixels match the paper's."""
+
+    obs_dim = goal_dim = IMAGE_DIM
+    act_dim = 4
+    image_shape = IMAGE_SHAPE
+    env_cls_name = module = ""
+    camera_fovy, camera_pos, camera_quat = 45.0, (0.0, 0.0, 0.0), None
+
+    def __init__(self):
+        from crl.envs.sawyer import SAWYER_HORIZON, make_metaworld
+
+        self.horizon = SAWYER_HORIZON
+        self.env = make_metaworld(self.env_cls_name, self.module)
+        model = self.env.model
+        cam = model.camera("corner2").id
+        model.cam_fovy[cam] = self.camera_fovy
+        model.cam_pos[cam] = self.camera_pos
+        if self.camera_quat is not None:
+            model.cam_quat[cam] = self.camera_quat
+        model.site_rgba[:, 3] = 0.0
+        self.camera = Camera(model, fixed="corner2", bottom_up=True)
+        self._goal = np.zeros(3)
+
+    def _object(self) -> np.ndarray:
+        return np.array(self.env._get_pos_objects(), np.float64)
+
+    def _drive(self, hand_target, ctrl=(0.0, 0.0), hold_object=None) -> None:
+        """One env step with the mocap body (the hand) sent to `hand_target`, optionally pinning the object."""
+        self.env.data.mocap_pos[0] = hand_target
+        self.env.data.mocap_quat[0] = (1.0, 0.0, 1.0, 0.0)
+        if hold_object is not None:
+            self.env._set_obj_xyz(hold_object)
+        self.env.do_simulation(np.asarray(ctrl, np.float64), self.env.frame_skip)
+
+    def _distance(self) -> float:
+        return distance(self._object(), self._goal)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, bool, float]:
+        self.env.step(np.asarray(action, np.float32))
+        dist = self._distance()
+        return self.camera.render(self.env.data), dist < 0.05, dist
+
+    def close(self) -> None:
+        self.camera.close()
+        self.env.close()
+
+
+class SawyerPushImage(SawyerImageTask):
+    """``sawyer_push_image`` (Meta-World ``push-v3``, default task ranges). Camera ``corner2`` at (0.7, 0.65, 0.1),
+    fovy 45, orientation Euler (-pi/2, pi/2, 0) as in the paper. Goal: the puck's reset position shifted by
+    (U(-0.1, 0.1), U(0, 0.25)), held there for 200 steps while the hand moves onto it; start: the puck's reset
+    position shifted by -0.2 in y, hand moved onto it for 20 steps. Success: puck within 0.05 (3-D) of the goal."""
+
+    env_cls_name, module = "SawyerPushEnvV3", "sawyer_push_v3"
+    camera_fovy, camera_pos = 45.0, (0.7, 0.65, 0.1)
+    camera_quat = (0.5, -0.5, 0.5, -0.5)  # Euler (-pi/2, pi/2, 0), the paper's setting, as a (w, x, y, z) quaternion
+
+    def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        env = self.env
+        env.seed(seed)
+        env.reset()
+        rng = env.np_random
+        goal = self._object() + np.array([rng.uniform(-0.1, 0.1), rng.uniform(0.0, 0.25), 0.0])
+        env._set_obj_xyz(goal)
+        for _ in range(200):
+            self._drive(self._object(), (-1.0, 1.0), hold_object=goal)
+        self._goal = goal
+        goal_image = self.camera.render(env.data)
+        env.reset()
+        env._set_obj_xyz(self._object() + np.array([0.0, -0.2, 0.0]))
+        env.do_simulation(np.array([-1.0, 1.0]), env.frame_skip)
+        for _ in range(20):
+            self._drive(self._object(), (-1.0, 1.0))
+        return self.camera.render(env.data), goal_image
+
+
+class SawyerBinImage(SawyerImageTask):
+    """``sawyer_bin_image`` (Meta-World ``bin-picking-v3``). Camera ``corner2`` at (1.3, -0.05, 0.9), fovy 14, as in
+    the paper. Goal: the object put in the target bin (bin centre + U(-0.05, 0.05) in x and y, height 0.05) with
+    the hand above it (0 to 0.05 higher), gripper closed after 20 of 40 steps; the goal is where the object is
+    then. Start: the env's reset, hand moved 0.05 above the object for 40 steps. Success: object within 0.05 of the
+    goal in x and y."""
+
+    env_cls_name, module = "SawyerBinPickingEnvV3", "sawyer_bin_picking_v3"
+    camera_fovy, camera_pos = 14.0, (1.3, -0.05, 0.9)
+
+    def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        env = self.env
+        env.seed(seed)
+        env.reset()
+        rng = env.np_random
+        place = np.array(env.data.body("bin_goal").xpos, np.float64)
+        place[:2] += rng.uniform(-0.05, 0.05, 2)
+        place[2] = 0.05
+        env._set_obj_xyz(place)
+        hand = place + np.array([0.0, 0.0, rng.uniform(0.0, 0.05)])
+        for t in range(40):
+            self._drive(hand, (1.0, -1.0) if t > 20 else (0.0, 0.0))
+        self._goal = self._object()
+        goal_image = self.camera.render(env.data)
+        env.reset()
+        above = self._object() + np.array([0.0, 0.0, 0.05])
+        for _ in range(40):
+            self._drive(above)
+        return self.camera.render(env.data), goal_image
+
+    def _distance(self) -> float:
+        return distance(self._object()[:2], self._goal[:2])
 
 
 class PointMazeImage(VecGoalEnv):
