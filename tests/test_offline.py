@@ -238,6 +238,29 @@ def test_cli_flags_override_the_dataset_preset(tmp_path, data_dir, capsys):
 # ----------------------------------------------------------------------------- evaluation protocol
 
 
+def test_teleport_draws_do_not_depend_on_the_other_envs_in_the_group():
+    """The teleport mazes pick a teleport's exit with the global np.random inside step: each env keeps its own
+    generator state (seeded by its reset), so two envs reset with the same seed take the same exit, whatever order
+    they are stepped in, and the caller's global generator is left as it was."""
+    from crl.envs.ogbench_env import EnvGroup
+
+    group = EnvGroup("pointmaze-teleport-v0", 2)
+    exits = set()
+    np.random.seed(5)
+    before = np.random.get_state()[1].copy()
+    for seed in range(6):
+        group.reset([0, 1], [seed, seed], 1)
+        for raw in group.raw:
+            raw.set_xy(np.array(raw._teleport_info["teleport_in_xys"][0]))
+        group.step([0, 1], np.zeros((2, 2), np.float32))
+        xy0, xy1 = (raw.get_xy() for raw in group.raw)
+        np.testing.assert_array_equal(xy0, xy1)
+        exits.add(tuple(xy0))
+    assert len(exits) > 1  # the exits are random across seeds
+    np.testing.assert_array_equal(np.random.get_state()[1], before)
+    group.close()
+
+
 def test_lockstep_evaluation_equals_one_episode_at_a_time():
     def towards_goal(obs, goal):
         return np.clip(3.0 * (goal - obs), -1, 1)

@@ -63,26 +63,46 @@ class EnvGroup:
         self.raw = [env.unwrapped for env in self.envs]
         self.max_steps = self.envs[0].spec.max_episode_steps if num_envs else None
         self.steps = np.zeros(num_envs, int)
+        # The teleport mazes' step draws from the global np.random (which exit a teleport leads to): each such env
+        # keeps its own generator state, seeded by its reset, so an episode's outcome does not depend on the other
+        # envs stepped in lock-step with it (it is the episode run alone after its seeded reset).
+        self.step_rng = [None] * num_envs
+        self.global_rng_in_step = [getattr(raw, "_teleport_info", None) is not None for raw in self.raw]
 
     def reset(self, idx, seeds, task_id):
         """Resets envs ``idx`` into task ``task_id``; returns ``(obs [k, d], goal [k, d])``."""
         obs, goals = [], []
         for i, seed in zip(idx, seeds):
             seed = int(seed)
-            # OGBench's maze envs draw start/goal noise from the global np.random, the manipulation envs from the
-            # env's own generator: seed both.
+            # The maze envs draw start/goal noise from the global np.random, the manipulation envs from the env's
+            # own generator: seed both.
+            saved = np.random.get_state()
             np.random.seed(seed)
             o, info = self.envs[i].reset(seed=seed, options=dict(task_id=task_id))
+            if self.global_rng_in_step[i]:
+                self.step_rng[i] = np.random.get_state()
+            np.random.set_state(saved)
             self.steps[i] = 0
             obs.append(o)
             goals.append(info["goal"])
         return np.asarray(obs, np.float32), np.asarray(goals, np.float32)
 
+    def _step_one(self, i, a):
+        if not self.global_rng_in_step[i]:
+            return self.raw[i].step(a)
+        saved = np.random.get_state()
+        np.random.set_state(self.step_rng[i])
+        try:
+            return self.raw[i].step(a)
+        finally:
+            self.step_rng[i] = np.random.get_state()
+            np.random.set_state(saved)
+
     def step(self, idx, actions):
         """Steps envs ``idx``; returns ``(obs [k, d], done [k], success [k])``; done = terminated or time limit."""
         obs, done, success = [], [], []
         for i, a in zip(idx, actions):
-            o, _, terminated, truncated, info = self.raw[i].step(a)
+            o, _, terminated, truncated, info = self._step_one(i, a)
             self.steps[i] += 1
             obs.append(o)
             done.append(terminated or truncated or (self.max_steps is not None and self.steps[i] >= self.max_steps))
@@ -290,13 +310,6 @@ class OGBenchEvaluator:
     def run_task(self, policy_fn: Callable, task_id: int, episodes: int, seed: int) -> dict[str, float]:
         """Runs ``episodes`` episodes of task ``task_id`` (1..5). Returns ``success`` (at the last step, OGBench's
         metric), ``success_any`` (at any step) and ``episode_length``, each a mean over the episodes."""
-        saved = np.random.get_state()  # EnvGroup.reset seeds the global generator; restore the caller's
-        try:
-            return self._run_task(policy_fn, task_id, episodes, seed)
-        finally:
-            np.random.set_state(saved)
-
-    def _run_task(self, policy_fn, task_id, episodes, seed):
         final, any_, lengths = [], [], []
         for wave_start in range(0, episodes, self.num_envs):
             k = min(self.num_envs, episodes - wave_start)
