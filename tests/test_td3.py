@@ -199,10 +199,9 @@ def test_bad_config_names_the_field(field, value):
 def test_env_without_success_test_and_offline_are_refused():
     with pytest.raises(ValueError, match="distance-threshold success test"):
         td3.init(jax.random.key(0), EnvSpec(4, 2, 2, 2, 4), tiny())
-    with pytest.raises(ValueError, match="state observations only"):
-        td3.check_spec(EnvSpec(12, 12, 2, success_threshold=1.0, image_shape=(2, 2, 3)))
-    with pytest.raises(ConfigError, match="point_Small_image: td3 takes state observations only"):
-        online.validate(TrainConfig(env="point_Small_image", agent="td3"), make_vec_env("point_Small_image", 1))
+    with pytest.raises(ValueError, match="image envs need obs_dim == goal_dim == H\\*W\\*C = 8"):
+        td3.check_spec(EnvSpec(12, 12, 2, success_threshold=1.0, image_shape=(2, 2, 2)))
+    online.validate(TrainConfig(env="point_Small_image", agent="td3"), make_vec_env("point_Small_image", 1))
     with pytest.raises(ConfigError, match="td3 trains online only"):
         online.validate(TrainConfig(env="pointmaze-medium-navigate-v0", agent="td3"))
 
@@ -255,3 +254,42 @@ def test_short_run_learns_point_small(tmp_path):
     assert action.shape == (2,) and np.all(np.abs(action) <= 1)
     q = run.critic(obs, action, goal)
     assert np.shape(q) == () and -1.0 < q < 101.0  # returns of 0/1 rewards lie in [0, 1/(1 - gamma)]
+
+
+IMAGE = (16, 16, 3)
+IMAGE_SPEC = EnvSpec(obs_dim=768, goal_dim=768, act_dim=2, image_shape=IMAGE)
+
+
+def test_image_her_reward_is_pixel_equality():
+    rng = np.random.default_rng(0)
+    next_obs = rng.integers(0, 256, (3, 768), dtype=np.uint8)
+    goal = next_obs.copy()
+    goal[1, 100] ^= 1  # one pixel value off by one
+    goal[2] = rng.integers(0, 256, 768, dtype=np.uint8)
+    np.testing.assert_array_equal(td3.her_rewards(IMAGE_SPEC, jnp.asarray(next_obs), jnp.asarray(goal)), [1, 0, 0])
+
+
+def test_image_td3_twin_cnns_learn_the_pixel_reward():
+    """Each twin critic and the actor have their own CNN; on a fixed batch where half the goals are the next image,
+    the critic learns higher Q for those rows, and every parameter moves."""
+    cfg = tiny(her_random_goals=0.0, hidden_sizes=(32,), actor_hidden_sizes=(16,))
+    state = fast_jit(lambda k: td3.init(k, IMAGE_SPEC, cfg))(jax.random.key(0))
+    assert "cnn" in state.critic["params"] and "cnn" in state.actor["params"]
+    kernels = state.critic["params"]["cnn"]["Conv_0"]["kernel"]
+    assert kernels.shape[0] == 2 and not np.allclose(kernels[0], kernels[1])  # two independent CNNs
+    rng = np.random.default_rng(1)
+    obs, next_obs = (rng.integers(0, 256, (B, 768), dtype=np.uint8) for _ in range(2))
+    goal = np.where(np.arange(B)[:, None] % 2 == 0, next_obs, rng.integers(0, 256, (B, 768), dtype=np.uint8))
+    action = rng.uniform(-1, 1, (B, 2)).astype(np.float32)
+    batch = Batch(*map(jnp.asarray, (obs, action, next_obs, goal, goal)))
+    update = jax.jit(partial(td3.update, cfg=cfg, spec=IMAGE_SPEC))
+    new = state
+    for i in range(60):
+        new, metrics = update(new, batch, jax.random.key(i))
+    np.testing.assert_allclose(metrics["reward"], 0.5)
+    q = td3.make_critic(cfg, IMAGE_SPEC).apply(new.critic, jnp.concatenate([batch.obs, batch.action, batch.goal], -1))
+    q = np.asarray(q)
+    assert q[:, 0::2].mean() > q[:, 1::2].mean() + 0.5
+    for before, after in ((state.critic, new.critic), (state.actor, new.actor)):
+        moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), before, after)
+        assert all(jax.tree.leaves(moved))

@@ -9,10 +9,17 @@ target networks move by Polyak averaging.
 Goals come from the shared sampler: a future state of the same trajectory (HER's 'future' strategy, here at a
 geometric offset with the agent's ``discount``). A fraction ``her_random_goals`` of the rows instead takes another
 row's goal, from another trajectory; those goals are rarely reached, standing in for HER's unrelabelled env goals.
+
+Image observations (``spec.image_shape`` set; states and goals are flattened uint8 images): each twin critic has its
+own Atari CNN on the state and goal images stacked along the channels, whose features are concatenated with the
+action and fed to the MLP; the actor has its own CNN the same way (``nets.ImageActor``). Success cannot be tested
+in pixel space, so the HER reward of an image goal is 1 when the next observation equals the goal image pixel for
+pixel (always so for a goal relabelled one step ahead) — the success test with a zero distance threshold.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -23,7 +30,7 @@ import jax.numpy as jnp
 import optax
 
 from crl.agents import common
-from crl.nets import ACTIVATIONS, MLP, validate_mlp
+from crl.nets import ACTIVATIONS, MLP, AtariCNN, ImageActor, validate_mlp
 from crl.types import Batch, EnvSpec
 
 
@@ -120,26 +127,60 @@ class QNet(nn.Module):
         return MLP(self.hidden, 1, self.activation, self.layer_norm)(sag)[..., 0]
 
 
-# Twin critics: two independent parameter sets, one vmapped network; outputs gain a leading axis [2, ...].
-TwinQ = nn.vmap(QNet, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None, out_axes=0,
-                axis_size=2)
+class ImageQNet(nn.Module):
+    """Q(s, a, g) on images: the input is the flat concatenation ``[..., obs pixels + act + goal pixels]``; the two
+    images are stacked along the channels into an ``AtariCNN`` whose features, with the action, feed the MLP."""
+
+    image_shape: tuple[int, int, int]
+    hidden: tuple[int, ...]
+    activation: str = "relu"
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, sag: jax.Array) -> jax.Array:
+        h, w, c = self.image_shape
+        pixels = h * w * c
+        lead = sag.shape[:-1]
+        state = sag[..., :pixels].reshape((*lead, h, w, c))
+        action = sag[..., pixels:-pixels].astype(jnp.float32)
+        goal = sag[..., -pixels:].reshape((*lead, h, w, c))
+        stacked = jnp.concatenate([state, goal], axis=-1).reshape((*lead, 2 * pixels))
+        features = AtariCNN((h, w, 2 * c), name="cnn")(stacked)
+        return MLP(self.hidden, 1, self.activation, self.layer_norm)(jnp.concatenate([features, action], -1))[..., 0]
 
 
-def make_critic(cfg: TD3Config) -> nn.Module:
-    """The twin critic: ``apply(params, [s, a, g]) -> [2, ...]``."""
+def _twin(module_cls: type[nn.Module]) -> type[nn.Module]:
+    """Two independent parameter sets of ``module_cls``, one vmapped network; outputs gain a leading axis [2, ...]."""
+    return nn.vmap(module_cls, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None, out_axes=0,
+                   axis_size=2)
+
+
+TwinQ = _twin(QNet)
+TwinImageQ = _twin(ImageQNet)
+
+
+def make_critic(cfg: TD3Config, spec: EnvSpec | None = None) -> nn.Module:
+    """The twin critic: ``apply(params, [s, a, g]) -> [2, ...]``; ``spec`` is needed for image envs."""
+    if spec is not None and spec.image_shape is not None:
+        return TwinImageQ(tuple(spec.image_shape), tuple(cfg.hidden_sizes), cfg.activation, cfg.layer_norm)
     return TwinQ(tuple(cfg.hidden_sizes), cfg.activation, cfg.layer_norm)
 
 
 def make_actor(cfg: TD3Config, spec: EnvSpec) -> nn.Module:
-    """The actor module (see ``common.make_actor``): ``apply(params, [s, g]) -> (pre-tanh mean, log_std)``."""
-    return common.make_actor(cfg, spec.act_dim)
+    """The actor module (see ``common.make_actor``): ``apply(params, [s, g]) -> (pre-tanh mean, log_std)``; for
+    image envs with its own CNN in front (``nets.ImageActor``)."""
+    actor = common.make_actor(cfg, spec.act_dim)
+    return actor if spec.image_shape is None else ImageActor(tuple(spec.image_shape), actor)
 
 
 def check_spec(spec: EnvSpec) -> None:
-    """Raises ValueError unless the env has state observations and the distance-threshold success test the HER
-    reward needs."""
+    """Raises ValueError unless the env's HER reward can be computed: image observations (pixel equality) or a
+    distance-threshold success test."""
     if spec.image_shape is not None:
-        raise ValueError("td3 takes state observations only; this env's observations are images")
+        if not (spec.obs_dim == spec.goal_dim == math.prod(spec.image_shape)):
+            raise ValueError(f"image envs need obs_dim == goal_dim == H*W*C = {math.prod(spec.image_shape)}, got "
+                             f"obs_dim {spec.obs_dim}, goal_dim {spec.goal_dim}")
+        return
     if not spec.success_threshold > 0:
         raise ValueError(
             "td3 needs an env with a distance-threshold success test (EnvSpec.success_threshold > 0) to compute "
@@ -151,7 +192,7 @@ def init(key: jax.Array, spec: EnvSpec, cfg: TD3Config) -> TD3State:
     """Fresh parameters (targets equal to them) and optimiser states."""
     check_spec(spec)
     k_c, k_a = jax.random.split(key)
-    critic = make_critic(cfg).init(k_c, jnp.zeros((1, spec.obs_dim + spec.act_dim + spec.goal_dim)))
+    critic = make_critic(cfg, spec).init(k_c, jnp.zeros((1, spec.obs_dim + spec.act_dim + spec.goal_dim)))
     actor = make_actor(cfg, spec).init(k_a, jnp.zeros((1, spec.obs_dim + spec.goal_dim)))
     # The targets start equal to the online networks but in their own buffers: the trainer donates the state.
     return TD3State(
@@ -166,7 +207,10 @@ def init(key: jax.Array, spec: EnvSpec, cfg: TD3Config) -> TD3State:
 
 
 def her_rewards(spec: EnvSpec, next_obs: jax.Array, goal: jax.Array) -> jax.Array:
-    """The sparse reward ``[B]``: 1.0 where ``next_obs [B, obs_dim]`` reaches ``goal [B, goal_dim]``, else 0.0."""
+    """The sparse reward ``[B]``: 1.0 where ``next_obs [B, obs_dim]`` reaches ``goal [B, goal_dim]``, else 0.0.
+    Image goals are reached when the next observation equals them pixel for pixel."""
+    if spec.image_shape is not None:
+        return jnp.all(next_obs == goal, axis=-1).astype(jnp.float32)
     return spec.is_success(spec.obs_to_goal(next_obs), goal).astype(jnp.float32)
 
 
@@ -196,9 +240,9 @@ def critic_loss(cfg: TD3Config, spec: EnvSpec, critic_params, target_critic, tar
     mean, _ = make_actor(cfg, spec).apply(target_actor, jnp.concatenate([batch.next_obs, goal], -1))
     noise = jnp.clip(cfg.policy_noise * jax.random.normal(key, mean.shape), -cfg.noise_clip, cfg.noise_clip)
     next_action = jnp.clip(jnp.tanh(mean) + noise, -1.0, 1.0)
-    next_q = make_critic(cfg).apply(target_critic, jnp.concatenate([batch.next_obs, next_action, goal], -1))
+    next_q = make_critic(cfg, spec).apply(target_critic, jnp.concatenate([batch.next_obs, next_action, goal], -1))
     target = jax.lax.stop_gradient(td_target(reward, next_q, cfg.discount))
-    q = make_critic(cfg).apply(critic_params, jnp.concatenate([batch.obs, batch.action, goal], -1))  # [2, B]
+    q = make_critic(cfg, spec).apply(critic_params, jnp.concatenate([batch.obs, batch.action, goal], -1))  # [2, B]
     loss = jnp.sum(jnp.mean((q - target) ** 2, axis=1))
     return loss, {"critic_loss": loss, "q": jnp.mean(q), "td_target": jnp.mean(target), "reward": jnp.mean(reward)}
 
@@ -206,7 +250,7 @@ def critic_loss(cfg: TD3Config, spec: EnvSpec, critic_params, target_critic, tar
 def actor_loss(cfg: TD3Config, spec: EnvSpec, critic_params, actor_params, obs: jax.Array, goal: jax.Array):
     """-mean Q_1(s, tanh(mean(s, g)), g). Returns ``(loss, metrics)``."""
     mean, _ = make_actor(cfg, spec).apply(actor_params, jnp.concatenate([obs, goal], -1))
-    q = make_critic(cfg).apply(critic_params, jnp.concatenate([obs, jnp.tanh(mean), goal], -1))[0]
+    q = make_critic(cfg, spec).apply(critic_params, jnp.concatenate([obs, jnp.tanh(mean), goal], -1))[0]
     loss = -jnp.mean(q)
     return loss, {"actor_loss": loss, "policy_mean_abs": jnp.mean(jnp.abs(mean))}
 

@@ -53,7 +53,7 @@ class Run:
         action = jnp.atleast_2d(jnp.asarray(action, jnp.float32))
         if self.config.agent == "td3":
             sag = jnp.concatenate([obs, action, goal], -1)
-            q = td3_agent.make_critic(self.config.td3).apply(self.state.critic, sag)
+            q = td3_agent.make_critic(self.config.td3, self.learner.spec).apply(self.state.critic, sag)
             out = np.asarray(jnp.min(q, axis=0))
             return out[0] if single else out
         cfg = self.config.crl
