@@ -246,12 +246,17 @@ class ImageActor(nn.Module):
 
     @nn.compact
     def __call__(self, obs_goal: jax.Array) -> tuple[jax.Array, jax.Array]:
-        h, w, c = self.image_shape
-        lead = obs_goal.shape[:-1]
-        state = obs_goal[..., : h * w * c].reshape((*lead, h, w, c))
-        goal = obs_goal[..., h * w * c :].reshape((*lead, h, w, c))
-        stacked = jnp.concatenate([state, goal], axis=-1).reshape((*lead, h * w * 2 * c))
-        return self.head(AtariCNN((h, w, 2 * c), name="cnn")(stacked))
+        pixels = math.prod(self.image_shape)
+        return self.head(stacked_image_features(obs_goal[..., :pixels], obs_goal[..., pixels:], self.image_shape))
+
+
+def stacked_image_features(state: jax.Array, goal: jax.Array, image_shape: tuple[int, int, int]) -> jax.Array:
+    """Features of an ``AtariCNN`` (a submodule named ``cnn`` of the calling module) on the flattened state and
+    goal images ``[..., H*W*C]`` stacked along the channels (2C channels)."""
+    h, w, c = image_shape
+    lead = state.shape[:-1]
+    stacked = jnp.concatenate([state.reshape((*lead, h, w, c)), goal.reshape((*lead, h, w, c))], axis=-1)
+    return AtariCNN((h, w, 2 * c), name="cnn")(stacked.reshape((*lead, h * w * 2 * c)))
 
 
 class TanhGaussianActor(nn.Module):

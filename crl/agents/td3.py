@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import optax
 
 from crl.agents import common
-from crl.nets import ACTIVATIONS, MLP, AtariCNN, ImageActor, validate_mlp
+from crl.nets import ACTIVATIONS, MLP, ImageActor, stacked_image_features, validate_mlp
 from crl.types import Batch, EnvSpec
 
 
@@ -138,14 +138,9 @@ class ImageQNet(nn.Module):
 
     @nn.compact
     def __call__(self, sag: jax.Array) -> jax.Array:
-        h, w, c = self.image_shape
-        pixels = h * w * c
-        lead = sag.shape[:-1]
-        state = sag[..., :pixels].reshape((*lead, h, w, c))
+        pixels = math.prod(self.image_shape)
+        features = stacked_image_features(sag[..., :pixels], sag[..., -pixels:], self.image_shape)
         action = sag[..., pixels:-pixels].astype(jnp.float32)
-        goal = sag[..., -pixels:].reshape((*lead, h, w, c))
-        stacked = jnp.concatenate([state, goal], axis=-1).reshape((*lead, 2 * pixels))
-        features = AtariCNN((h, w, 2 * c), name="cnn")(stacked)
         return MLP(self.hidden, 1, self.activation, self.layer_norm)(jnp.concatenate([features, action], -1))[..., 0]
 
 
