@@ -130,6 +130,30 @@ def run_scripted(task, seed: int, controller) -> bool:
     return reached
 
 
+def test_fetch_push_is_solved_by_a_pushing_script():
+    """Put the gripper behind the block (seen from the target), lower it to the table, push towards the target:
+    the block reaches Fetch's target in most episodes of 50 steps."""
+
+    def push(task, t):
+        data, target = task.env.data, task._target
+        grip, block = data.site("robot0:grip").xpos.copy(), data.site("object0").xpos.copy()
+        direction = (target[:2] - block[:2]) / (np.linalg.norm(target[:2] - block[:2]) + 1e-8)
+        behind = block - 0.06 * np.r_[direction, 0.0]
+        if np.linalg.norm(grip[:2] - behind[:2]) > 0.02 and (
+                grip[2] > block[2] + 0.03 or np.dot(grip[:2] - block[:2], direction) > -0.04):
+            aim = behind + np.array([0.0, 0.0, 0.08])  # over the point behind the block, clear of it
+        elif grip[2] > block[2] + 0.01:
+            aim = behind  # down to the table
+        else:
+            aim = np.r_[target[:2] - 0.02 * direction, block[2]]  # push
+        return np.concatenate([np.clip(10 * (aim - grip), -1, 1), [-1.0]])
+
+    task = TASKS["fetch_push"]()
+    solved = [run_scripted(task, seed, push) for seed in range(8)]
+    task.close()
+    assert sum(solved) >= 6, solved
+
+
 def test_sawyer_push_is_solved_by_metaworlds_scripted_policy():
     """Meta-World's own push policy, reading the env's full observation, pushes the puck onto our resampled target
     within the 150-step episode: the goal, the success test and the time limit fit together."""
