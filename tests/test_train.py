@@ -103,6 +103,30 @@ def test_resume_continues_identically(tmp_path):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+def test_ctrl_c_keeps_last_checkpoint_and_resumes_identically(tmp_path, monkeypatch):
+    online.train(tiny(tmp_path, "full"))
+    real_call, calls = online.Learner.train_call, []
+
+    def interrupted_call(self, *args, **kw):
+        calls.append(1)
+        if len(calls) == 10:  # in the collection round after the checkpoint at 800 env steps
+            raise KeyboardInterrupt
+        return real_call(self, *args, **kw)
+
+    monkeypatch.setattr(online.Learner, "train_call", interrupted_call)
+    with pytest.raises(KeyboardInterrupt, match="crl train --resume"):
+        online.train(tiny(tmp_path, "cut"))
+    run_dir = tmp_path / "cut"
+    assert not (run_dir / "summary.json").exists()
+    assert [int(r["env_steps"]) for r in read_eval(run_dir)] == [0, 400, 800]
+    assert list_checkpoints(run_dir)[-1].name == "ckpt_000000800.ckpt"
+    monkeypatch.setattr(online.Learner, "train_call", real_call)
+    online.train(tiny(tmp_path, "cut"), resume=True)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]  # noqa: E731
+    assert strip(read_eval(run_dir)) == strip(read_eval(tmp_path / "full"))
+    for x, y in zip(final_params(tmp_path / "full"), final_params(run_dir)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
 def test_short_run_learns(tmp_path):
     """CRL on the U maze, ~1 minute: success must clearly beat a uniformly random policy."""
     cfg = TrainConfig(

@@ -25,7 +25,9 @@ from crl.train.online import (
     Learner,
     TrainConfig,
     config_to_dict,
+    evaluate_if_due,
     finite_metrics,
+    interruptible,
     prepare_run_dir,
     progress_bar,
     validate,
@@ -84,7 +86,6 @@ def train_offline(cfg: TrainConfig, resume: bool = False, stop_after_updates: in
     bar = progress_bar(cfg, prog.updates, "upd")
     last_eval: dict[str, float] = {}
     t_start = time.perf_counter() - prog.wall_seconds
-    interrupted = False
 
     def run_eval():
         nonlocal last_eval
@@ -108,7 +109,7 @@ def train_offline(cfg: TrainConfig, resume: bool = False, stop_after_updates: in
         save_checkpoint(run_dir, prog.updates, (state, key), {"progress": dataclasses.asdict(prog)},
                         keep=cfg.checkpoints_kept)
 
-    try:
+    with interruptible(run_dir, bar, logger, evaluator):
         stop_at = cfg.steps if stop_after_updates is None else min(cfg.steps, stop_after_updates)
         while prog.updates < stop_at:
             # Never run past an evaluation point or the end, so evaluations land exactly on multiples of eval_every.
@@ -124,21 +125,8 @@ def train_offline(cfg: TrainConfig, resume: bool = False, stop_after_updates: in
                 prog.next_log = prog.updates + cfg.log_every
             if bar is not None:
                 bar.update(k)
-            if prog.updates >= prog.next_eval or prog.updates >= stop_at:
-                run_eval()
-                prog.next_eval = (prog.updates // cfg.eval_every + 1) * cfg.eval_every
-                prog.wall_seconds = time.perf_counter() - t_start
-                checkpoint()
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if bar is not None:
-            bar.close()
-        logger.close()
-        evaluator.close()
+            evaluate_if_due(prog.updates, stop_at, cfg.eval_every, prog, t_start, run_eval, checkpoint)
 
-    if interrupted:
-        raise KeyboardInterrupt(f"interrupted; the last checkpoint is kept: resume with `crl train --resume {run_dir}`")
     summary = {
         "success": last_eval.get("success", float("nan")),
         **{k: v for k, v in last_eval.items() if k.startswith("task")},

@@ -7,6 +7,7 @@ run continues exactly where its checkpoint was taken.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -347,7 +348,6 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
     bar = progress_bar(cfg, prog.env_steps, "step")
     last_eval: dict[str, float] = {}
     t_start = time.perf_counter() - prog.wall_seconds
-    interrupted = False
 
     def run_eval():
         nonlocal last_eval
@@ -376,7 +376,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
         }
         save_checkpoint(run_dir, prog.env_steps, (state, key), extra, keep=cfg.checkpoints_kept)
 
-    try:
+    with interruptible(run_dir, bar, logger):
         if prog.env_steps == 0 and prog.evals == 0:
             run_eval()
             prog.next_eval = cfg.eval_every
@@ -421,20 +421,8 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
 
             if bar is not None:
                 bar.update(env.num_envs * env.horizon)
-            if prog.env_steps >= prog.next_eval or prog.env_steps >= stop_at:
-                run_eval()
-                prog.next_eval = (prog.env_steps // cfg.eval_every + 1) * cfg.eval_every
-                prog.wall_seconds = time.perf_counter() - t_start
-                checkpoint()
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if bar is not None:
-            bar.close()
-        logger.close()
+            evaluate_if_due(prog.env_steps, stop_at, cfg.eval_every, prog, t_start, run_eval, checkpoint)
 
-    if interrupted:
-        raise KeyboardInterrupt(f"interrupted; the last checkpoint is kept: resume with `crl train --resume {run_dir}`")
     summary = {
         "success": last_eval["success"],
         "success_final": last_eval["success_final"],
@@ -454,6 +442,34 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
     }
     write_json_atomic(run_dir / "summary.json", summary)
     return summary
+
+
+def evaluate_if_due(count: int, stop_at: int, every: int, prog, t_start: float, run_eval, checkpoint) -> None:
+    """At an evaluation point (``count`` reached ``prog.next_eval``) or the run's end: ``run_eval()``, schedule the
+    next evaluation at the next multiple of ``every``, update ``prog.wall_seconds`` and ``checkpoint()``, so every
+    checkpoint directly follows an evaluation. ``count`` is env steps online, updates offline."""
+    if count < prog.next_eval and count < stop_at:
+        return
+    run_eval()
+    prog.next_eval = (count // every + 1) * every
+    prog.wall_seconds = time.perf_counter() - t_start
+    checkpoint()
+
+
+@contextlib.contextmanager
+def interruptible(run_dir: Path, *closers):
+    """The training loop's frame: always closes ``closers`` (objects with ``close()``; None is skipped), and turns
+    Ctrl-C into a KeyboardInterrupt that says how to resume from the last checkpoint."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            f"interrupted; the last checkpoint is kept: resume with `crl train --resume {run_dir}`"
+        ) from None
+    finally:
+        for c in closers:
+            if c is not None:
+                c.close()
 
 
 def finite_metrics(metrics: dict, where: str, run_dir: Path) -> dict[str, float]:
