@@ -2,7 +2,7 @@
 
     crl train [--env ENV] [--agent crl|gcbc|td3] [--preset P] [--steps N] [--seed S] [--run-dir DIR] [--crl.FIELD ...]
     crl train --env pointmaze-medium-navigate-v0 [--data-dir DIR | --dataset FILE]   (offline, OGBench)
-    crl train --resume DIR [--steps N]
+    crl train --resume DIR [--steps N] [--checkpoint-every N]
     crl data generate NAME --out DIR [--episodes N] [--workers W]
     crl data check NAME [--data-dir DIR | --dataset FILE]
     crl eval DIR [--episodes N]
@@ -41,7 +41,8 @@ class TrainCommand(TrainConfig):
     """Starting config: auto (OGBench dataset -> ogbench with that dataset's flags; *_image env -> paper-image; else
     paper-online), none, paper-online, paper-image, ogbench, paper-offline."""
     resume: Path | None = None
-    """Continue the run in this directory from its newest valid checkpoint (only --steps may change)."""
+    """Continue the run in this directory from its newest valid checkpoint (only --steps and --checkpoint-every may
+    change)."""
 
 
 @dataclass(frozen=True)
@@ -141,11 +142,13 @@ def _train(argv: list[str]) -> int:
         if args.resume is not None:
             cfg = online.load_config(args.resume)
             given = {a.split("=")[0] for a in argv if a.startswith("--")}
-            extra_flags = given - {"--resume", "--steps", "--progress", "--no-progress"}
+            changeable = {"--steps": "steps", "--checkpoint-every": "checkpoint_every"}  # do not change the results
+            extra_flags = given - {"--resume", "--progress", "--no-progress", *changeable}
             if extra_flags:
-                return _fail(f"--resume takes only --steps; got {', '.join(sorted(extra_flags))}")
-            if "--steps" in given:
-                cfg = TrainConfig(**{**{f.name: getattr(cfg, f.name) for f in fields(TrainConfig)}, "steps": args.steps})
+                return _fail(f"--resume takes only --steps and --checkpoint-every; got {', '.join(sorted(extra_flags))}")
+            changed = {name: getattr(args, name) for flag, name in changeable.items() if flag in given}
+            if changed:
+                cfg = TrainConfig(**{**{f.name: getattr(cfg, f.name) for f in fields(TrainConfig)}, **changed})
                 online.validate(cfg)
                 write_json_atomic(Path(args.resume) / "config.json", online.config_to_dict(cfg))
             cfg = TrainConfig(**{**{f.name: getattr(cfg, f.name) for f in fields(TrainConfig)}, "run_dir": args.resume,

@@ -127,6 +127,37 @@ def test_ctrl_c_keeps_last_checkpoint_and_resumes_identically(tmp_path, monkeypa
     for x, y in zip(final_params(tmp_path / "full"), final_params(run_dir)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
+def test_checkpoint_every_between_evaluations_resumes_identically(tmp_path, monkeypatch):
+    """--checkpoint-every adds checkpoints between evaluations (here every collection round of 200 env steps); a run
+    killed after one resumes from it (not from the older evaluation checkpoint) with identical results."""
+    online.train(tiny(tmp_path, "full"))
+    real_call, calls = online.Learner.train_call, []
+
+    def interrupted_call(self, *args, **kw):
+        calls.append(1)
+        if len(calls) == 13:  # first call of the round after 1000 env steps (4 calls per round from 600 on)
+            raise KeyboardInterrupt
+        return real_call(self, *args, **kw)
+
+    monkeypatch.setattr(online.Learner, "train_call", interrupted_call)
+    with pytest.raises(KeyboardInterrupt):
+        online.train(tiny(tmp_path, "cut", checkpoint_every=200, checkpoints_kept=5))
+    run_dir = tmp_path / "cut"
+    assert [p.name for p in list_checkpoints(run_dir)] == [
+        f"ckpt_{n:09d}.ckpt" for n in (200, 400, 600, 800, 1000)
+    ]
+    assert [int(r["env_steps"]) for r in read_eval(run_dir)] == [0, 400, 800]  # no evaluation at 200, 600, 1000
+    monkeypatch.setattr(online.Learner, "train_call", real_call)
+    assert main(["train", "--resume", str(run_dir), "--checkpoint-every", "0", "--no-progress"]) == 0
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]  # noqa: E731
+    assert strip(read_eval(run_dir)) == strip(read_eval(tmp_path / "full"))
+    for x, y in zip(final_params(tmp_path / "full"), final_params(run_dir)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert json.loads((run_dir / "config.json").read_text())["checkpoint_every"] == 0
+    # Flags that would change the results are refused on --resume.
+    assert main(["train", "--resume", str(run_dir), "--seed", "3", "--no-progress"]) == 2
+
+
 def test_short_run_learns(tmp_path):
     """CRL on the U maze, ~1 minute: success must clearly beat a uniformly random policy."""
     cfg = TrainConfig(

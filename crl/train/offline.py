@@ -25,6 +25,7 @@ from crl.train.online import (
     Learner,
     TrainConfig,
     config_to_dict,
+    checkpoint_if_due,
     evaluate_if_due,
     finite_metrics,
     interruptible,
@@ -125,7 +126,8 @@ def train_offline(cfg: TrainConfig, resume: bool = False, stop_after_updates: in
                 prog.next_log = prog.updates + cfg.log_every
             if bar is not None:
                 bar.update(k)
-            evaluate_if_due(prog.updates, stop_at, cfg.eval_every, prog, t_start, run_eval, checkpoint)
+            if not evaluate_if_due(prog.updates, stop_at, cfg.eval_every, prog, t_start, run_eval, checkpoint):
+                checkpoint_if_due(prog.updates, k, cfg.checkpoint_every, prog, t_start, checkpoint)
 
     summary = {
         "success": last_eval.get("success", float("nan")),

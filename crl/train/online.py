@@ -87,6 +87,9 @@ class TrainConfig:
     """Online: replay capacity in transitions (FIFO over whole episodes)."""
     eval_every: int = 10_000
     """Evaluate (and checkpoint) every this many env steps (offline: updates)."""
+    checkpoint_every: int = 0
+    """Also checkpoint every this many env steps (offline: updates) between evaluations, so a killed run loses at most
+    this much; 0 = only at evaluations. A resume from any checkpoint continues exactly."""
     eval_episodes: int = 100
     """Evaluation episodes (deterministic policy, run in parallel); offline: episodes per OGBench task."""
     eval_envs: int = 50
@@ -130,6 +133,7 @@ def validate(cfg: TrainConfig, env: VecGoalEnv | None = None) -> None:
         (cfg.updates_per_call > 0, f"updates_per_call must be > 0, got {cfg.updates_per_call}"),
         (cfg.eval_every > 0, f"eval_every must be > 0, got {cfg.eval_every}"),
         (cfg.eval_episodes > 0, f"eval_episodes must be > 0, got {cfg.eval_episodes}"),
+        (cfg.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {cfg.checkpoint_every}"),
         (cfg.checkpoints_kept > 0, f"checkpoints_kept must be > 0, got {cfg.checkpoints_kept}"),
         (cfg.log_every > 0, f"log_every must be > 0, got {cfg.log_every}"),
         (cfg.eval_envs > 0, f"eval_envs must be > 0, got {cfg.eval_envs}"),
@@ -421,7 +425,9 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
 
             if bar is not None:
                 bar.update(env.num_envs * env.horizon)
-            evaluate_if_due(prog.env_steps, stop_at, cfg.eval_every, prog, t_start, run_eval, checkpoint)
+            if not evaluate_if_due(prog.env_steps, stop_at, cfg.eval_every, prog, t_start, run_eval, checkpoint):
+                checkpoint_if_due(prog.env_steps, env.num_envs * env.horizon, cfg.checkpoint_every, prog, t_start,
+                                  checkpoint)
 
     summary = {
         "success": last_eval["success"],
@@ -444,16 +450,25 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
     return summary
 
 
-def evaluate_if_due(count: int, stop_at: int, every: int, prog, t_start: float, run_eval, checkpoint) -> None:
+def evaluate_if_due(count: int, stop_at: int, every: int, prog, t_start: float, run_eval, checkpoint) -> bool:
     """At an evaluation point (``count`` reached ``prog.next_eval``) or the run's end: ``run_eval()``, schedule the
-    next evaluation at the next multiple of ``every``, update ``prog.wall_seconds`` and ``checkpoint()``, so every
-    checkpoint directly follows an evaluation. ``count`` is env steps online, updates offline."""
+    next evaluation at the next multiple of ``every``, update ``prog.wall_seconds`` and ``checkpoint()``; returns
+    whether it did. ``count`` is env steps online, updates offline."""
     if count < prog.next_eval and count < stop_at:
-        return
+        return False
     run_eval()
     prog.next_eval = (count // every + 1) * every
     prog.wall_seconds = time.perf_counter() - t_start
     checkpoint()
+    return True
+
+
+def checkpoint_if_due(count: int, delta: int, every: int, prog, t_start: float, checkpoint) -> None:
+    """``checkpoint()`` (after updating ``prog.wall_seconds``) when the last ``delta`` steps of ``count`` crossed a
+    multiple of ``every``; ``every == 0`` never does."""
+    if every > 0 and count // every > (count - delta) // every:
+        prog.wall_seconds = time.perf_counter() - t_start
+        checkpoint()
 
 
 @contextlib.contextmanager
