@@ -349,34 +349,25 @@ def test_offline_resume_continues_identically(tmp_path, data_dir):
     cfg = small(data_dir, tmp_path / "b")
     online.train(cfg, stop_after_env_steps=20)
     assert [int(r["updates"]) for r in _eval_rows(tmp_path / "b")] == [20]
-    resumed = online.train(cfg, resume=True)
-    assert _strip_wall(_eval_rows(tmp_path / "a")) == _strip_wall(_eval_rows(tmp_path / "b"))
-    assert resumed["success"] == straight["success"]
-    a, b = crl.load_run(tmp_path / "a"), crl.load_run(tmp_path / "b")
-    for x, y in zip(jax.tree.leaves(a.state), jax.tree.leaves(b.state)):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    _assert_same_run(tmp_path / "a", straight, tmp_path / "b", online.train(cfg, resume=True))
 
 
-def test_offline_checkpoint_every_resumes_identically(tmp_path, data_dir, monkeypatch):
+def test_offline_checkpoint_every_resumes_identically(tmp_path, data_dir, interrupt_train_call):
     straight = online.train(small(data_dir, tmp_path / "a"))
-    real_call, calls = online.Learner.train_call, []
-
-    def interrupted_call(self, *args, **kw):
-        calls.append(1)
-        if len(calls) == 4:  # after the checkpoint at update 30, between the evaluations at 20 and 40
-            raise KeyboardInterrupt
-        return real_call(self, *args, **kw)
-
-    monkeypatch.setattr(online.Learner, "train_call", interrupted_call)
+    restore = interrupt_train_call(4)  # after the checkpoint at update 30, between the evaluations at 20 and 40
     cfg = small(data_dir, tmp_path / "b", checkpoint_every=5, checkpoints_kept=3)
     with pytest.raises(KeyboardInterrupt):
         online.train(cfg)
     assert [p.name for p in list_checkpoints(tmp_path / "b")] == [f"ckpt_{n:09d}.ckpt" for n in (10, 20, 30)]
-    monkeypatch.setattr(online.Learner, "train_call", real_call)
-    resumed = online.train(cfg, resume=True)
-    assert _strip_wall(_eval_rows(tmp_path / "a")) == _strip_wall(_eval_rows(tmp_path / "b"))
-    assert resumed["success"] == straight["success"]
-    a, b = crl.load_run(tmp_path / "a"), crl.load_run(tmp_path / "b")
+    restore()
+    _assert_same_run(tmp_path / "a", straight, tmp_path / "b", online.train(cfg, resume=True))
+
+
+def _assert_same_run(dir_a, summary_a, dir_b, summary_b):
+    """Two offline runs have the same evaluation rows (but wall times), final success and final state."""
+    assert _strip_wall(_eval_rows(dir_a)) == _strip_wall(_eval_rows(dir_b))
+    assert summary_a["success"] == summary_b["success"]
+    a, b = crl.load_run(dir_a), crl.load_run(dir_b)
     for x, y in zip(jax.tree.leaves(a.state), jax.tree.leaves(b.state)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 

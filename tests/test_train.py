@@ -103,43 +103,27 @@ def test_resume_continues_identically(tmp_path):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_ctrl_c_keeps_last_checkpoint_and_resumes_identically(tmp_path, monkeypatch):
+def test_ctrl_c_keeps_last_checkpoint_and_resumes_identically(tmp_path, interrupt_train_call):
     online.train(tiny(tmp_path, "full"))
-    real_call, calls = online.Learner.train_call, []
-
-    def interrupted_call(self, *args, **kw):
-        calls.append(1)
-        if len(calls) == 10:  # in the collection round after the checkpoint at 800 env steps
-            raise KeyboardInterrupt
-        return real_call(self, *args, **kw)
-
-    monkeypatch.setattr(online.Learner, "train_call", interrupted_call)
+    restore = interrupt_train_call(10)  # in the collection round after the checkpoint at 800 env steps
     with pytest.raises(KeyboardInterrupt, match="crl train --resume"):
         online.train(tiny(tmp_path, "cut"))
     run_dir = tmp_path / "cut"
     assert not (run_dir / "summary.json").exists()
     assert [int(r["env_steps"]) for r in read_eval(run_dir)] == [0, 400, 800]
     assert list_checkpoints(run_dir)[-1].name == "ckpt_000000800.ckpt"
-    monkeypatch.setattr(online.Learner, "train_call", real_call)
+    restore()
     online.train(tiny(tmp_path, "cut"), resume=True)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]  # noqa: E731
     assert strip(read_eval(run_dir)) == strip(read_eval(tmp_path / "full"))
     for x, y in zip(final_params(tmp_path / "full"), final_params(run_dir)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
-def test_checkpoint_every_between_evaluations_resumes_identically(tmp_path, monkeypatch):
+def test_checkpoint_every_between_evaluations_resumes_identically(tmp_path, interrupt_train_call):
     """--checkpoint-every adds checkpoints between evaluations (here every collection round of 200 env steps); a run
     killed after one resumes from it (not from the older evaluation checkpoint) with identical results."""
     online.train(tiny(tmp_path, "full"))
-    real_call, calls = online.Learner.train_call, []
-
-    def interrupted_call(self, *args, **kw):
-        calls.append(1)
-        if len(calls) == 13:  # first call of the round after 1000 env steps (4 calls per round from 600 on)
-            raise KeyboardInterrupt
-        return real_call(self, *args, **kw)
-
-    monkeypatch.setattr(online.Learner, "train_call", interrupted_call)
+    restore = interrupt_train_call(13)  # first call of the round after 1000 env steps (4 calls per round from 600 on)
     with pytest.raises(KeyboardInterrupt):
         online.train(tiny(tmp_path, "cut", checkpoint_every=200, checkpoints_kept=5))
     run_dir = tmp_path / "cut"
@@ -147,7 +131,7 @@ def test_checkpoint_every_between_evaluations_resumes_identically(tmp_path, monk
         f"ckpt_{n:09d}.ckpt" for n in (200, 400, 600, 800, 1000)
     ]
     assert [int(r["env_steps"]) for r in read_eval(run_dir)] == [0, 400, 800]  # no evaluation at 200, 600, 1000
-    monkeypatch.setattr(online.Learner, "train_call", real_call)
+    restore()
     assert main(["train", "--resume", str(run_dir), "--checkpoint-every", "0", "--no-progress"]) == 0
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]  # noqa: E731
     assert strip(read_eval(run_dir)) == strip(read_eval(tmp_path / "full"))
