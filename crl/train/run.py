@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +40,15 @@ class Run:
         path = self.run_dir / "summary.json"
         return read_json(path) if path.exists() else None
 
+    @functools.cached_property
+    def _key(self) -> jax.Array:
+        return jax.random.key(0)  # unused by the deterministic policy; made once (a new key costs ~0.1 ms a call)
+
     def policy(self, obs, goal) -> np.ndarray:
         """Deterministic action(s) ``[..., act_dim]`` for observation(s) and goal(s)."""
         obs, goal, single = _batched(obs, goal)
-        act = self.learner.policy(self.state.actor, obs, goal, jax.random.key(0), deterministic=True)
-        return np.asarray(act[0] if single else act)
+        act = np.asarray(self.learner.policy(self.state.actor, obs, goal, self._key, deterministic=True))
+        return act[0] if single else act
 
     def critic(self, obs, action, goal) -> np.ndarray:
         """f(s, a, g) ``[...]`` (twin critics reduced as in the actor; TD3: min of the twin Q(s, a, g))."""
@@ -84,10 +89,11 @@ class Run:
 
 
 def _batched(obs, goal):
-    obs = jnp.asarray(obs, jnp.float32)
-    goal = jnp.asarray(goal, jnp.float32)
+    """Host arrays ``[N, dim]`` (a jitted call takes them as they are; jnp conversions here cost ~0.2 ms a call)."""
+    obs = np.asarray(obs, np.float32)
+    goal = np.asarray(goal, np.float32)
     single = obs.ndim == 1
-    return jnp.atleast_2d(obs), jnp.atleast_2d(goal), single
+    return np.atleast_2d(obs), np.atleast_2d(goal), single
 
 
 def run_spec(cfg: TrainConfig) -> EnvSpec:
