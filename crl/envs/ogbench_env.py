@@ -16,6 +16,7 @@ import os
 import pickle
 import subprocess
 import sys
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -37,7 +38,10 @@ def make_ogbench_env(env_name: str):
     import gymnasium
 
     try:
-        return gymnasium.make(env_name)
+        with warnings.catch_warnings():
+            # OGBench's manipulation envs declare float64 bounds on float32 spaces; gymnasium warns on every make.
+            warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32", category=UserWarning)
+            return gymnasium.make(env_name)
     except gymnasium.error.Error as e:
         raise ValueError(f"cannot make OGBench env {env_name!r}: {e}") from None
 
