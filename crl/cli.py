@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 # Set thread counts before numpy/jax load: BLAS threads only fight XLA's for the two cores.
@@ -138,6 +139,9 @@ def _train(argv: list[str]) -> int:
     except ValueError as e:
         return _fail(str(e))
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    # SIGTERM (a scheduler, `kill PID`; background jobs of a script ignore Ctrl-C's SIGINT) stops the run like
+    # Ctrl-C: the last checkpoint is kept and the logs are closed.
+    signal.signal(signal.SIGTERM, online.raise_terminated)
     try:
         if args.resume is not None:
             cfg = online.load_config(args.resume)
@@ -157,7 +161,7 @@ def _train(argv: list[str]) -> int:
         else:
             summary = online.train(cfg)
     except KeyboardInterrupt as e:
-        return _fail(str(e) or "interrupted", 130)
+        return _fail(str(e) or "interrupted", 143 if isinstance(e, online.Terminated) else 130)
     except (ValueError, FileExistsError, FileNotFoundError, CheckpointError, online.DivergenceError) as e:
         return _fail(str(e))
     if online.is_offline(cfg):

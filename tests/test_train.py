@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -140,6 +144,33 @@ def test_checkpoint_every_between_evaluations_resumes_identically(tmp_path, inte
     assert json.loads((run_dir / "config.json").read_text())["checkpoint_every"] == 0
     # Flags that would change the results are refused on --resume.
     assert main(["train", "--resume", str(run_dir), "--seed", "3", "--no-progress"]) == 2
+
+
+def test_sigterm_stops_like_ctrl_c_and_resumes(tmp_path):
+    """`kill PID` on a running `crl train` (a background job of a script ignores SIGINT): exit 143 with the resume
+    hint, the last checkpoint intact, no summary; --resume then finishes the run."""
+    run_dir = tmp_path / "term"
+    argv = ["--env", "point_Small", "--steps", "1000000", "--warmup-steps", "400", "--eval-every", "400",
+            "--eval-episodes", "5", "--updates-per-step", "0.08", "--updates-per-call", "8",
+            "--crl.batch-size", "16", "--crl.hidden-sizes", "16", "--crl.actor-hidden-sizes", "16",
+            "--no-progress", "--run-dir", str(run_dir)]  # fmt: skip
+    code = "import sys; from crl.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, "train", *argv], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while len(list_checkpoints(run_dir)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert len(list_checkpoints(run_dir)) >= 2, "no checkpoint within 240 s"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "terminated; the last checkpoint is kept" in err and "crl train --resume" in err
+    assert not (run_dir / "summary.json").exists()
+    last = int(list_checkpoints(run_dir)[-1].name[5:14])
+    assert main(["train", "--resume", str(run_dir), "--steps", str(last + 400), "--no-progress"]) == 0
+    assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == last + 400
 
 
 def test_short_run_learns(tmp_path):

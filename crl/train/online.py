@@ -471,15 +471,25 @@ def checkpoint_if_due(count: int, delta: int, every: int, prog, t_start: float, 
         checkpoint()
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised by :func:`raise_terminated` (the `crl train` SIGTERM handler); handled like Ctrl-C."""
+
+
+def raise_terminated(signum, frame):
+    raise Terminated
+
+
 @contextlib.contextmanager
 def interruptible(run_dir: Path, *closers):
     """The training loop's frame: always closes ``closers`` (objects with ``close()``; None is skipped), and turns
-    Ctrl-C into a KeyboardInterrupt that says how to resume from the last checkpoint."""
+    Ctrl-C (or :class:`Terminated`) into the same exception type with a message that says how to resume from the
+    last checkpoint."""
     try:
         yield
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(
-            f"interrupted; the last checkpoint is kept: resume with `crl train --resume {run_dir}`"
+    except KeyboardInterrupt as e:
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        raise type(e)(
+            f"{what}; the last checkpoint is kept: resume with `crl train --resume {run_dir}`"
         ) from None
     finally:
         for c in closers:
