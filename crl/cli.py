@@ -42,8 +42,7 @@ class TrainCommand(TrainConfig):
     """Starting config: auto (OGBench dataset -> ogbench with that dataset's flags; *_image env -> paper-image; else
     paper-online), none, paper-online, paper-image, ogbench, paper-offline."""
     resume: Path | None = None
-    """Continue the run in this directory from its newest valid checkpoint (only --steps and --checkpoint-every may
-    change)."""
+    """Continue the run in this directory from its newest checkpoint (only --steps, --checkpoint-every may change)."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,8 @@ def _train(argv: list[str]) -> int:
             changeable = {"--steps": "steps", "--checkpoint-every": "checkpoint_every"}  # do not change the results
             extra_flags = given - {"--resume", "--progress", "--no-progress", *changeable}
             if extra_flags:
-                return _fail(f"--resume takes only --steps and --checkpoint-every; got {', '.join(sorted(extra_flags))}")
+                got = ", ".join(sorted(extra_flags))
+                return _fail(f"--resume takes only --steps and --checkpoint-every; got {got}")
             changed = {name: getattr(args, name) for flag, name in changeable.items() if flag in given}
             if changed:
                 cfg = TrainConfig(**{**{f.name: getattr(cfg, f.name) for f in fields(TrainConfig)}, **changed})

@@ -88,8 +88,7 @@ class TrainConfig:
     eval_every: int = 10_000
     """Evaluate (and checkpoint) every this many env steps (offline: updates)."""
     checkpoint_every: int = 0
-    """Also checkpoint every this many env steps (offline: updates) between evaluations, so a killed run loses at most
-    this much; 0 = only at evaluations. A resume from any checkpoint continues exactly."""
+    """Also checkpoint every this many env steps (offline: updates) between evaluations; 0 = only at evaluations."""
     eval_episodes: int = 100
     """Evaluation episodes (deterministic policy, run in parallel); offline: episodes per OGBench task."""
     eval_envs: int = 50
