@@ -2,9 +2,11 @@
 
 The baseline is OGBench's ``evaluate`` loop: one ``gymnasium.make`` env (with its wrappers), a jitted policy call
 on a single observation per step, episodes one after another. The lock-step evaluator runs the same episodes (same
-seeds) over ``--episodes`` env copies, optionally spread over worker processes. Both use the same jitted OGBench
-preset actor: untrained by default (in point mazes it mostly runs into walls until the time limit, the slow case),
-or the trained actor of ``--run-dir``. The per-episode successes of the two must agree. Prints one JSON line.
+seeds) over ``--envs`` env copies (a copy starts the next queued episode, of any task, when its episode ends),
+optionally spread over worker processes. ``--task 0`` (the default) runs OGBench's whole protocol, all 5 tasks;
+``--task K`` one task. Both use the same jitted OGBench preset actor: untrained by default (in point mazes it
+mostly runs into walls until the time limit, the slow case), or the trained actor of ``--run-dir``. The
+per-episode outcomes (final success, length) of the two must agree. Prints one JSON line.
 
     .venv/bin/python benchmarks/ogbench_eval_speed.py --dataset pointmaze-medium-navigate-v0 --episodes 50
 """
@@ -25,12 +27,12 @@ from crl.data.ogbench_data import env_id  # noqa: E402
 from crl.envs.ogbench_env import OGBenchEvaluator, make_ogbench_env  # noqa: E402
 
 
-def one_at_a_time(env_name: str, policy, task: int, episodes: int, seed: int) -> dict[str, float]:
-    """OGBench's evaluation loop (``impls/utils/evaluation.py``), with the evaluator's episode seeds."""
+def one_at_a_time(env_name: str, policy, episodes) -> list[tuple[bool, int]]:
+    """OGBench's evaluation loop (``impls/utils/evaluation.py``) over ``(task, seed)`` pairs; returns (final
+    success, length) per episode."""
     env = make_ogbench_env(env_name)
-    final, lengths = [], []
-    for k in range(episodes):
-        s = (seed + 1_000 * task + k) % 2**32
+    out = []
+    for task, s in episodes:
         np.random.seed(s)
         obs, info = env.reset(seed=s, options=dict(task_id=task))
         goal, done, n = info["goal"], False, 0
@@ -38,17 +40,17 @@ def one_at_a_time(env_name: str, policy, task: int, episodes: int, seed: int) ->
             action = np.clip(np.asarray(policy(obs[None].astype(np.float32), goal[None].astype(np.float32)))[0], -1, 1)
             obs, _, terminated, truncated, info = env.step(action)
             done, n = terminated or truncated, n + 1
-        final.append(bool(info["success"]))
-        lengths.append(n)
+        out.append((bool(info["success"]), n))
     env.close()
-    return {"success": float(np.mean(final)), "episode_length": float(np.mean(lengths))}
+    return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="pointmaze-medium-navigate-v0")
-    p.add_argument("--episodes", type=int, default=50, help="episodes of the task, run both ways")
-    p.add_argument("--task", type=int, default=1)
+    p.add_argument("--episodes", type=int, default=50, help="episodes per task, run both ways")
+    p.add_argument("--task", type=int, default=0, help="0: all 5 tasks (OGBench's protocol); K: task K only")
+    p.add_argument("--envs", type=int, default=50, help="env copies of the lock-step evaluator (crl train's default)")
     p.add_argument("--workers", type=int, default=2, help="worker processes for the lock-step run (0 = in-process)")
     p.add_argument("--run-dir", default=None, help="use this run's trained actor (default: an untrained one)")
     args = p.parse_args()
@@ -78,23 +80,26 @@ def main() -> None:
             return learner.policy(actor, o, g, key, deterministic=True)
 
     name = env_id(dataset)
-    out = {"dataset": dataset, "trained": bool(args.run_dir), "episodes": args.episodes, "workers": args.workers}
-    with OGBenchEvaluator(name, args.episodes, workers=args.workers) as ev:
-        ev.run_task(policy, args.task, 1, seed=123)  # compile the policy for the evaluator's batch shapes
+    tasks = [args.task] if args.task else list(range(1, 6))
+    queue = [(k, 1_000 * k + e) for k in tasks for e in range(args.episodes)]  # the evaluator's seeds, seed 0
+    out = {"dataset": dataset, "trained": bool(args.run_dir), "tasks": tasks, "episodes_per_task": args.episodes,
+           "envs": args.envs, "workers": args.workers}
+    with OGBenchEvaluator(name, args.envs, workers=args.workers) as ev:
+        ev.run_episodes(policy, [(tasks[0], 123)])  # compile the policy for the evaluator's batch shapes
         t0 = time.perf_counter()
-        lock = ev.run_task(policy, args.task, args.episodes, seed=0)
+        lock = ev.run_episodes(policy, queue)
         out["lockstep_seconds"] = time.perf_counter() - t0
-    one_at_a_time(name, policy, args.task, 1, seed=123)  # compile for batch 1
+    one_at_a_time(name, policy, [(tasks[0], 123)])  # compile for batch 1
     t0 = time.perf_counter()
-    seq = one_at_a_time(name, policy, args.task, args.episodes, seed=0)
+    seq = one_at_a_time(name, policy, queue)
     out["sequential_seconds"] = time.perf_counter() - t0
-    steps = seq["episode_length"] * args.episodes
+    steps = sum(n for _, n in seq)
     out["env_steps"] = steps
     out["lockstep_env_steps_per_s"] = steps / out["lockstep_seconds"]
     out["sequential_env_steps_per_s"] = steps / out["sequential_seconds"]
     out["speedup"] = out["sequential_seconds"] / out["lockstep_seconds"]
-    out["success"] = {"lockstep": lock["success"], "sequential": seq["success"]}
-    out["same_episodes"] = lock["episode_length"] == seq["episode_length"] and lock["success"] == seq["success"]
+    out["success"] = {f"task{k}": float(np.mean([f for (t, _), (f, _) in zip(queue, seq) if t == k])) for k in tasks}
+    out["same_episodes"] = [(f, n) for f, _, n in lock] == seq
     print(json.dumps(out))
 
 

@@ -22,7 +22,7 @@ import crl
 from crl.cli import main
 from crl.data.offline import DatasetError
 from crl.data.ogbench_data import dataset_paths, env_id, is_ogbench_dataset, load_ogbench
-from crl.envs.ogbench_env import OGBenchEvaluator
+from crl.envs.ogbench_env import OGBenchEvaluator, make_ogbench_env
 from crl.train import online
 from crl.train.checkpoint import list_checkpoints
 from crl.train.presets import ogbench_flags, preset_config
@@ -209,6 +209,9 @@ def test_preset_config():
     assert (cfg.goal_sampling, cfg.actor_goals, cfg.actor_random_goals) == ("ogbench", "uniform", 0.5)
     assert cfg.crl.batch_size == 1024 and cfg.crl.hidden_sizes == (512, 512, 512) and cfg.crl.twin_critics
     assert (cfg.crl.bc_coef, cfg.crl.discount, cfg.crl.energy, cfg.crl.actor_loss) == (0.03, 0.995, "scaled_dot", "ddpgbc")
+    # evaluation pool: the whole protocol at once for the light maze envs, 50 copies for the heavy manipulation ones
+    assert cfg.eval_envs == 250 and preset_config("cube-single-play-v0").eval_envs == 50
+    assert preset_config("pointmaze-medium-navigate-v0", eval_envs=7).eval_envs == 7
     gcbc = preset_config(NAME, "gcbc").gcbc
     assert (gcbc.batch_size, gcbc.policy, gcbc.actor_hidden_sizes) == (1024, "gaussian", (512, 512, 512))
     paper = preset_config(NAME, preset="paper-offline")
@@ -290,6 +293,23 @@ def test_lockstep_evaluation_equals_one_episode_at_a_time():
     assert set(res) >= {"success", "success_any"} | {f"task{k}_success" for k in range(1, 6)}
     assert res["success"] == pytest.approx(np.mean([res[f"task{k}_success"] for k in range(1, 6)]))
     assert 0 < res["episode_length"] <= 1000
+    # all tasks' episodes queued together (copies restart into other tasks' episodes) give each task its results alone
+    alone = {k: seq.run_task(towards_goal, k, episodes=2, seed=0) for k in range(1, 6)}
+    for k in range(1, 6):
+        assert res[f"task{k}_success"] == alone[k]["success"]
+    assert res["episode_length"] == pytest.approx(np.mean([alone[k]["episode_length"] for k in range(1, 6)]))
+    # and each episode is OGBench's own loop: one gymnasium env, reset with the episode's seed and task
+    queue = [(4, 7), (2, 8), (4, 9)]
+    for (task, seed), (final, _, length) in zip(queue, par.run_episodes(towards_goal, queue)):
+        env = make_ogbench_env(env_id(NAME))
+        np.random.seed(seed)
+        obs, info = env.reset(seed=seed, options=dict(task_id=task))
+        goal, n, done = info["goal"], 0, False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(towards_goal(obs[None], goal[None])[0].astype(np.float32))
+            n, done = n + 1, terminated or truncated
+        env.close()
+        assert (final, length) == (bool(info["success"]), n)
 
 
 def test_evaluation_workers_work_from_an_unguarded_script(tmp_path):

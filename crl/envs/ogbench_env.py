@@ -6,8 +6,9 @@ env terminates (goal reached) or hits its time limit, and the episode's success 
 step; a task's success rate is the mean over its episodes and the overall metric the mean over tasks.
 
 Episode k of task t is seeded with ``seed + 1000 t + k``, so results do not depend on how many env copies run
-them. Here the episodes of a task run in lock-step over ``num_envs`` env copies (batched policy calls), in waves
-when there are more episodes than copies, optionally spread over worker processes.
+them or in which order. Here the episodes (of all tasks at once) run in lock-step over ``num_envs`` env copies
+with batched policy calls: a copy whose episode ends starts the next queued one at once, so the batch stays full
+until the queue runs out. The copies can be spread over worker processes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pickle
 import subprocess
 import sys
 import warnings
+from collections import deque
 from typing import Callable
 
 import numpy as np
@@ -112,6 +114,46 @@ class EnvGroup:
             done.append(terminated or truncated or (self.max_steps is not None and self.steps[i] >= self.max_steps))
             success.append(bool(info.get("success", False)))
         return np.asarray(obs, np.float32), np.asarray(done), np.asarray(success)
+
+    # A queue of episodes, run with automatic restarts: ``start`` then ``advance`` until no env is running.
+
+    def start(self, episodes):
+        """Queues ``episodes`` (``(tag, task_id, seed)`` each) and starts the first ones, one per env; returns
+        ``advance``'s tuple (with no finished episodes)."""
+        n = len(self.envs)
+        self.queue = deque(episodes)
+        shape = (n,) + self.envs[0].observation_space.shape if n else (0,)
+        self.obs, self.goal = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+        self.running = np.zeros(n, bool)
+        self.tag = np.full(n, -1)
+        self.any_success = np.zeros(n, bool)
+        for i in range(min(n, len(self.queue))):
+            self._begin(i)
+        return self.obs.copy(), self.goal.copy(), self.running.copy(), []
+
+    def _begin(self, i):
+        tag, task_id, seed = self.queue.popleft()
+        (self.obs[i],), (self.goal[i],) = self.reset([i], [seed], task_id)
+        self.tag[i], self.any_success[i], self.running[i] = tag, False, True
+
+    def advance(self, actions):
+        """Steps every running env with its row of ``actions`` ``[n, act]``; an env whose episode ends starts the
+        next queued episode. Returns ``(obs [n, d], goal [n, d], running [n], finished)``, where ``finished`` lists
+        ``(tag, success at the last step, success at any step, length)`` of the episodes that ended."""
+        live = np.flatnonzero(self.running)
+        obs, done, success = self.step(live, actions[live])
+        self.obs[live] = obs
+        self.any_success[live] |= success
+        finished = []
+        for i, d, s in zip(live, done, success):
+            if not d:
+                continue
+            finished.append((int(self.tag[i]), bool(s), bool(self.any_success[i]), int(self.steps[i])))
+            if self.queue:
+                self._begin(i)
+            else:
+                self.running[i] = False
+        return self.obs.copy(), self.goal.copy(), self.running.copy(), finished
 
     def close(self):
         for env in self.envs:
@@ -218,69 +260,47 @@ class _LocalGroup:
         self.group.close()
 
 
-class _GroupWave:
-    """One wave of episodes on one env group: the group's first ``active`` envs run, the rest idle.
+class _GroupRun:
+    """One group's share of the queued episodes; the policy is always called on the group's full batch (envs with
+    no episode left keep their last observation), so a jitted policy compiles once per group size."""
 
-    The policy is always called on the group's full batch (idle and finished envs get their last observation), so
-    a jitted policy compiles once per group size.
-    """
-
-    def __init__(self, group, sl: slice, k: int, seeds: np.ndarray, task_id: int):
+    def __init__(self, group, episodes):
         self.group = group
-        self.size = sl.stop - sl.start
-        self.active = int(np.clip(k - sl.start, 0, self.size))
-        self.running = np.zeros(self.size, bool)
-        self.succ_final = np.zeros(self.size, bool)
-        self.succ_any = np.zeros(self.size, bool)
-        self.length = np.zeros(self.size, int)
+        self.active = bool(episodes)
         self.awaiting = False  # a request was sent and its result not read yet
         if self.active:
-            group.send("reset", list(range(self.active)), seeds[: self.active], task_id)
+            group.send("start", episodes)
             self.awaiting = True
-
-    def _result(self):
-        self.awaiting = False
-        return self.group.result()
 
     def drain(self):
         """Reads an outstanding result (after an error elsewhere), so the group's next request gets its own."""
         if self.awaiting:
+            self.awaiting = False
             try:
-                self._result()
+                self.group.result()
             except Exception:  # the group failed; it reports that again on its next use
                 pass
 
-    def finish_reset(self):
-        o, g = self._result()
-        self.obs = np.zeros((self.size,) + o.shape[1:], np.float32)
-        self.goal = np.zeros((self.size,) + g.shape[1:], np.float32)
-        self.obs[: self.active], self.goal[: self.active] = o, g
-        self.running[: self.active] = True
+    def finish(self):
+        """Reads the group's last result; returns the episodes that ended."""
+        self.awaiting = False
+        self.obs, self.goal, self.running, finished = self.group.result()
+        return finished
 
     def act(self, policy_fn):
-        """Computes the actions of the running envs and sends them to the group (which steps them meanwhile)."""
+        """Computes the actions of the group's envs and sends them (the group steps them meanwhile)."""
         actions = np.clip(np.asarray(policy_fn(self.obs, self.goal), np.float32), -1.0, 1.0)
-        self.live = np.flatnonzero(self.running)
-        self.group.send("step", list(self.live), actions[self.live])
+        self.group.send("advance", actions)
         self.awaiting = True
-
-    def finish_step(self):
-        o, done, success = self._result()
-        live = self.live
-        self.obs[live] = o
-        self.length[live] += 1
-        self.succ_any[live] |= success
-        ended = live[done]
-        self.succ_final[ended] = success[done]
-        self.running[ended] = False
 
 
 class OGBenchEvaluator:
-    """Runs OGBench evaluation tasks with ``num_envs`` env copies stepped in lock-step.
+    """Runs OGBench evaluation tasks with ``num_envs`` env copies stepped in lock-step; a copy whose episode ends
+    starts the next queued episode (of any task) at once.
 
     With ``workers = 0`` all copies live in this process and ``policy_fn(obs [n, obs_dim], goal [n, obs_dim]) ->
-    actions [n, act_dim]`` is always called with ``n = num_envs`` (finished envs get their last observation), so a
-    jitted policy compiles once. With ``workers > 0`` the copies are split into that many groups, each in its own
+    actions [n, act_dim]`` is always called with ``n = num_envs`` (copies with no episode left get their last
+    observation), so a jitted policy compiles once. With ``workers > 0`` the copies are split into that many groups, each in its own
     process; the policy is called per group (``n`` = the group's size) and pipelined: it computes one group's
     actions while the other groups' processes step their envs.
     """
@@ -311,46 +331,52 @@ class OGBenchEvaluator:
                 self.close()
                 raise
 
+    def run_episodes(self, policy_fn: Callable, episodes) -> list[tuple[bool, bool, int]]:
+        """Runs ``episodes`` (a list of ``(task_id, seed)``) over the env copies, a copy starting the next queued
+        episode as soon as its current one ends. Returns ``(success at the last step, success at any step,
+        length)`` per episode, in the order given; each depends only on its task, its seed and the policy."""
+        sizes = [s.stop - s.start for s in self.slices]
+        deal = [g for r in range(max(sizes)) for g, n in enumerate(sizes) if r < n]  # weighted round robin
+        shares = [[] for _ in self.groups]
+        for j, (task_id, seed) in enumerate(episodes):
+            shares[deal[j % len(deal)]].append((j, int(task_id), int(seed) % 2**32))
+        results = [None] * len(episodes)
+        runs = [r for r in (_GroupRun(g, share) for g, share in zip(self.groups, shares)) if r.active]
+        try:
+            # Pipelined: while one group's worker steps its envs, the policy runs for the next group's.
+            pending = list(runs)
+            while pending:
+                for r in list(pending):
+                    for tag, final, any_, length in r.finish():
+                        results[tag] = (final, any_, length)
+                    if r.running.any():
+                        r.act(policy_fn)
+                    else:
+                        pending.remove(r)
+        except BaseException:  # e.g. the policy raised: leave no unread results behind
+            for r in runs:
+                r.drain()
+            raise
+        return results
+
+    @staticmethod
+    def _summary(results) -> dict[str, float]:
+        final, any_, length = (np.asarray(x, float) for x in zip(*results))
+        return {"success": float(final.mean()), "success_any": float(any_.mean()),
+                "episode_length": float(length.mean())}
+
     def run_task(self, policy_fn: Callable, task_id: int, episodes: int, seed: int) -> dict[str, float]:
         """Runs ``episodes`` episodes of task ``task_id`` (1..5). Returns ``success`` (at the last step, OGBench's
         metric), ``success_any`` (at any step) and ``episode_length``, each a mean over the episodes."""
-        final, any_, lengths = [], [], []
-        for wave_start in range(0, episodes, self.num_envs):
-            k = min(self.num_envs, episodes - wave_start)
-            seeds = (seed + 1_000 * task_id + wave_start + np.arange(self.num_envs)) % 2**32
-            waves = [_GroupWave(g, s, k, seeds[s], task_id) for g, s in zip(self.groups, self.slices)]
-            waves = [w for w in waves if w.active]  # in slice order: their results concatenate in episode order
-            try:
-                for w in waves:
-                    w.finish_reset()
-                    w.act(policy_fn)
-                # Pipelined: while one group's worker steps its envs, the policy runs for the next group's.
-                pending = list(waves)
-                while pending:
-                    for w in list(pending):
-                        w.finish_step()
-                        if w.running.any():
-                            w.act(policy_fn)
-                        else:
-                            pending.remove(w)
-            except BaseException:  # e.g. the policy raised: leave no unread results behind
-                for w in waves:
-                    w.drain()
-                raise
-            for w in waves:
-                final.extend(w.succ_final[: w.active])
-                any_.extend(w.succ_any[: w.active])
-                lengths.extend(w.length[: w.active])
-        return {
-            "success": float(np.mean(final)),
-            "success_any": float(np.mean(any_)),
-            "episode_length": float(np.mean(lengths)),
-        }
+        return self._summary(self.run_episodes(policy_fn, [(task_id, seed + 1_000 * task_id + k)
+                                                           for k in range(episodes)]))
 
     def evaluate(self, policy_fn: Callable, episodes: int, seed: int, tasks=tuple(range(1, NUM_TASKS + 1))) -> dict:
-        """All tasks: ``success`` (mean over tasks of the per-task final success), ``success_any``,
-        ``episode_length``, and per task ``task{k}_success``."""
-        per_task = {k: self.run_task(policy_fn, k, episodes, seed) for k in tasks}
+        """All tasks (their episodes queued together): ``success`` (mean over tasks of the per-task final success),
+        ``success_any``, ``episode_length``, and per task ``task{k}_success``."""
+        queue = [(k, seed + 1_000 * k + e) for k in tasks for e in range(episodes)]
+        results = self.run_episodes(policy_fn, queue)
+        per_task = {k: self._summary(results[i * episodes:(i + 1) * episodes]) for i, k in enumerate(tasks)}
         out = {
             "success": float(np.mean([r["success"] for r in per_task.values()])),
             "success_any": float(np.mean([r["success_any"] for r in per_task.values()])),

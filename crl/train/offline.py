@@ -17,7 +17,7 @@ from typing import Any
 import jax
 
 from crl.data.ogbench_data import check_supported, env_id, load_ogbench
-from crl.envs.ogbench_env import OGBenchEvaluator, env_dims
+from crl.envs.ogbench_env import NUM_TASKS, OGBenchEvaluator, env_dims
 from crl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from crl.train.io import write_json_atomic
 from crl.train.logger import RunLogger, WandbSettings, truncate_eval_csv
@@ -81,7 +81,8 @@ def train_offline(cfg: TrainConfig, resume: bool = False, stop_after_updates: in
         prog = OfflineProgress(**extra["progress"])
         truncate_eval_csv(run_dir, prog.updates, column="updates")
 
-    evaluator = OGBenchEvaluator(env_id(cfg.env), min(cfg.eval_envs, cfg.eval_episodes), workers=cfg.eval_workers)
+    evaluator = OGBenchEvaluator(env_id(cfg.env), min(cfg.eval_envs, NUM_TASKS * cfg.eval_episodes),
+                                 workers=cfg.eval_workers)
     wandb = WandbSettings(cfg.wandb_project, mode=cfg.wandb_mode) if cfg.wandb_project else None
     logger = RunLogger(run_dir, use_tensorboard=cfg.tensorboard, wandb=wandb, resume=resume, config=config_to_dict(cfg))
     bar = progress_bar(cfg, prog.updates, "upd")

@@ -92,7 +92,7 @@ class TrainConfig:
     eval_episodes: int = 100
     """Evaluation episodes (deterministic policy, run in parallel); offline: episodes per OGBench task."""
     eval_envs: int = 50
-    """Offline: OGBench env copies stepped in lock-step during evaluation (episodes run in waves of this many)."""
+    """Offline: OGBench env copies stepped in lock-step during evaluation (each starts a new episode when one ends)."""
     eval_workers: int = 2
     """Offline: processes that step the evaluation env copies (0 = all in the training process)."""
     checkpoints_kept: int = 2
