@@ -264,6 +264,33 @@ def test_teleport_draws_do_not_depend_on_the_other_envs_in_the_group():
     group.close()
 
 
+@pytest.mark.parametrize("name", ["cube-single-v0", "antmaze-medium-v0"])
+def test_reset_seed_determines_the_episode(name):
+    """OGBench's task resets take random actions (from an unseeded action space) before they record the goal: with
+    make_ogbench_env, the reset's seed fixes them, so the goal and a deterministic policy's episode repeat exactly
+    (in two envs, and in one env after another episode), and other seeds still give other goals."""
+    def episode(env, seed):
+        np.random.seed(seed)  # the maze envs draw their start/goal noise from the global generator
+        obs, info = env.reset(seed=seed, options=dict(task_id=2))
+        goal, trajectory = info["goal"], [obs]
+        for _ in range(15):
+            action = np.tanh(np.resize(goal - obs, env.action_space.shape)).astype(np.float32)
+            obs, *_ = env.step(action)
+            trajectory.append(obs)
+        return goal, np.array(trajectory)
+
+    a, b = make_ogbench_env(name), make_ogbench_env(name)
+    goal, traj = episode(a, 3)
+    episode(b, 4)
+    for env in (a, b):
+        g, t = episode(env, 3)
+        np.testing.assert_array_equal(g, goal)
+        np.testing.assert_array_equal(t, traj)
+    assert not np.array_equal(episode(a, 4)[0], goal)
+    a.close()
+    b.close()
+
+
 def test_lockstep_evaluation_equals_one_episode_at_a_time():
     def towards_goal(obs, goal):
         return np.clip(3.0 * (goal - obs), -1, 1)

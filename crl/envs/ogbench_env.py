@@ -35,7 +35,9 @@ def _import_ogbench():
 
 
 def make_ogbench_env(env_name: str):
-    """One OGBench env (gymnasium, with its time limit), e.g. ``make_ogbench_env('pointmaze-medium-v0')``."""
+    """One OGBench env (gymnasium, with its time limit), e.g. ``make_ogbench_env('pointmaze-medium-v0')``.
+
+    ``reset(seed=s)`` determines the episode, also in the manipulation envs (see ``_seedable_action_space``)."""
     _import_ogbench()
     import gymnasium
 
@@ -43,9 +45,47 @@ def make_ogbench_env(env_name: str):
         with warnings.catch_warnings():
             # OGBench's manipulation envs declare float64 bounds on float32 spaces; gymnasium warns on every make.
             warnings.filterwarnings("ignore", message=".*precision lowered by casting to float32", category=UserWarning)
-            return gymnasium.make(env_name)
+            env = gymnasium.make(env_name)
+            _seedable_action_space(env.unwrapped)
     except gymnasium.error.Error as e:
         raise ValueError(f"cannot make OGBench env {env_name!r}: {e}") from None
+    return env
+
+
+_SEEDABLE: dict[type, type] = {}
+
+
+def _seedable_action_space(raw) -> None:
+    """Makes ``reset(seed=s)`` seed the random actions OGBench's resets take.
+
+    Before taking the goal observation, OGBench's task resets step the scene with ``self.action_space.sample()``
+    (maze envs: 5 steps, 40 for the humanoid; manipulation envs: 2), and ``reset(seed=s)`` does not seed the action
+    space. The manipulation envs (cube, scene, puzzle) even build a new, unseeded ``Box`` on every access. So the
+    goal observation (the locomotion robot's joints; the arm's pose) and, in the manipulation envs, the controls
+    and solver warm start an episode begins with differ from run to run whatever the seed, and a deterministic
+    policy's episodes diverge within a step. Here the env's class gets a ``reset`` that seeds the action space
+    with ``s`` (and a manipulation env one fixed ``Box`` with the same bounds): the random actions stay uniform, now
+    drawn from ``s``. (The point mazes' goal is the position alone, set after those steps, so they were unaffected.)
+    """
+    import inspect
+
+    cls = type(raw)
+    if cls in _SEEDABLE.values():
+        return
+    fixed = isinstance(inspect.getattr_static(cls, "action_space", None), property)
+    if cls not in _SEEDABLE:
+        def reset(self, *, seed=None, options=None, **kwargs):
+            if seed is not None:
+                self.action_space.seed(int(seed))
+            return cls.reset(self, seed=seed, options=options, **kwargs)
+
+        body = {"reset": reset, "__module__": cls.__module__, "__doc__": cls.__doc__}
+        if fixed:
+            body["action_space"] = property(lambda self: self._crl_action_space)
+        _SEEDABLE[cls] = type(cls.__name__, (cls,), body)
+    if fixed:
+        raw._crl_action_space = cls.action_space.fget(raw)
+    raw.__class__ = _SEEDABLE[cls]
 
 
 def env_dims(env_name: str) -> tuple[int, int]:
