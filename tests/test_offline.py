@@ -210,7 +210,7 @@ def test_preset_config():
     assert cfg.crl.batch_size == 1024 and cfg.crl.hidden_sizes == (512, 512, 512) and cfg.crl.twin_critics
     assert (cfg.crl.bc_coef, cfg.crl.discount, cfg.crl.energy, cfg.crl.actor_loss) == (0.03, 0.995, "scaled_dot", "ddpgbc")
     # evaluation pool: the whole protocol at once for the light maze envs, 50 copies for the heavy manipulation ones
-    assert cfg.eval_envs == 250 and preset_config("cube-single-play-v0").eval_envs == 50
+    assert cfg.eval_envs == 250 and preset_config("cube-single-play-v0").eval_envs == 20
     assert preset_config("pointmaze-medium-navigate-v0", eval_envs=7).eval_envs == 7
     gcbc = preset_config(NAME, "gcbc").gcbc
     assert (gcbc.batch_size, gcbc.policy, gcbc.actor_hidden_sizes) == (1024, "gaussian", (512, 512, 512))
