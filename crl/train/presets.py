@@ -53,7 +53,7 @@ def ogbench_flags(name: str) -> dict[str, Any]:
 def ogbench_eval_envs(name: str) -> int:
     """Evaluation env copies for an OGBench dataset: all 5 x 50 episodes at once for the state-based mazes (a copy
     takes 2-3 MB, and a larger batch makes the policy cheaper per step), 20 elsewhere (OGBench compiles a
-    manipulation env's 66 MB model for every copy: ~170 MB and ~0.7 s each; at ~1 ms per step the physics bounds
+    manipulation env's 66 MB model for every copy: ~170 MB and ~1.3 s each; at ~1 ms per step the physics bounds
     the evaluation, and 20 copies evaluate cube-single as fast as 50)."""
     return 250 if name.split("-")[0] in ("pointmaze", "antmaze", "humanoidmaze") else 20
 
