@@ -414,6 +414,7 @@ class OGBenchEvaluator:
     def evaluate(self, policy_fn: Callable, episodes: int, seed: int, tasks=tuple(range(1, NUM_TASKS + 1))) -> dict:
         """All tasks (their episodes queued together): ``success`` (mean over tasks of the per-task final success),
         ``success_any``, ``episode_length``, and per task ``task{k}_success``."""
+        tasks = tuple(tasks)
         queue = [(k, seed + 1_000 * k + e) for k in tasks for e in range(episodes)]
         results = self.run_episodes(policy_fn, queue)
         per_task = {k: self._summary(results[i * episodes:(i + 1) * episodes]) for i, k in enumerate(tasks)}
