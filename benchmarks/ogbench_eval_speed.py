@@ -3,8 +3,9 @@
 The baseline is OGBench's ``evaluate`` loop: one ``gymnasium.make`` env (with its wrappers), a jitted policy call
 on a single observation per step, episodes one after another. The lock-step evaluator runs the same episodes (same
 seeds) over ``--envs`` env copies (a copy starts the next queued episode, of any task, when its episode ends),
-optionally spread over worker processes. ``--task 0`` (the default) runs OGBench's whole protocol, all 5 tasks;
-``--task K`` one task. Both use the same jitted OGBench preset actor: untrained by default (in point mazes it
+optionally spread over worker processes; with workers, each worker runs its share with the exported policy
+(``PortablePolicy``) unless ``--pipelined`` (this process computes every step's actions). ``--task 0`` (the
+default) runs OGBench's whole protocol, all 5 tasks; ``--task K`` one task. Both use the same jitted OGBench preset actor: untrained by default (in point mazes it
 mostly runs into walls until the time limit, the slow case), or the trained actor of ``--run-dir``. The
 per-episode outcomes (final success, length) of the two must agree. Prints one JSON line.
 
@@ -24,7 +25,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from crl.data.ogbench_data import env_id  # noqa: E402
-from crl.envs.ogbench_env import OGBenchEvaluator, make_ogbench_env  # noqa: E402
+from crl.envs.ogbench_env import OGBenchEvaluator, PortablePolicy, make_ogbench_env  # noqa: E402
 
 
 def one_at_a_time(env_name: str, policy, episodes) -> list[tuple[bool, int]]:
@@ -53,6 +54,8 @@ def main() -> None:
     p.add_argument("--envs", type=int, default=50, help="env copies of the lock-step evaluator (crl train's default)")
     p.add_argument("--workers", type=int, default=2, help="worker processes for the lock-step run (0 = in-process)")
     p.add_argument("--run-dir", default=None, help="use this run's trained actor (default: an untrained one)")
+    p.add_argument("--pipelined", action="store_true",
+                   help="compute the policy in this process and send actions to the workers every step")
     args = p.parse_args()
 
     if args.run_dir:
@@ -60,9 +63,7 @@ def main() -> None:
 
         run = load_run(args.run_dir)
         dataset = run.config.env
-
-        def policy(o, g):
-            return run.policy(o, g)
+        portable = PortablePolicy(run.learner.eval_policy, run.state.actor)
     else:
         from crl.train.online import Learner
         from crl.train.presets import preset_config
@@ -73,25 +74,24 @@ def main() -> None:
         obs_dim, act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
         probe.close()
         learner = Learner(preset_config(dataset), EnvSpec(obs_dim, obs_dim, act_dim))
-        actor = learner.init(jax.random.key(0)).actor
-        key = jax.random.key(1)
-
-        def policy(o, g):
-            return learner.policy(actor, o, g, key, deterministic=True)
+        portable = PortablePolicy(learner.eval_policy, learner.init(jax.random.key(0)).actor)
+    # the lock-step run: workers run the exported policy themselves, or (--pipelined) this process computes
+    # every step's actions and sends them to the workers
+    policy = (lambda o, g: portable(o, g)) if args.pipelined else portable
 
     name = env_id(dataset)
     tasks = [args.task] if args.task else list(range(1, 6))
     queue = [(k, 1_000 * k + e) for k in tasks for e in range(args.episodes)]  # the evaluator's seeds, seed 0
     out = {"dataset": dataset, "trained": bool(args.run_dir), "tasks": tasks, "episodes_per_task": args.episodes,
-           "envs": args.envs, "workers": args.workers}
+           "envs": args.envs, "workers": args.workers, "policy_in_workers": args.workers > 0 and not args.pipelined}
     with OGBenchEvaluator(name, args.envs, workers=args.workers) as ev:
-        ev.run_episodes(policy, [(tasks[0], 123)])  # compile the policy for the evaluator's batch shapes
+        ev.run_episodes(policy, [(tasks[0], 123)] * len(ev.groups))  # compile the policy in every group
         t0 = time.perf_counter()
         lock = ev.run_episodes(policy, queue)
         out["lockstep_seconds"] = time.perf_counter() - t0
-    one_at_a_time(name, policy, [(tasks[0], 123)])  # compile for batch 1
+    one_at_a_time(name, portable, [(tasks[0], 123)])  # compile for batch 1
     t0 = time.perf_counter()
-    seq = one_at_a_time(name, policy, queue)
+    seq = one_at_a_time(name, portable, queue)
     out["sequential_seconds"] = time.perf_counter() - t0
     steps = sum(n for _, n in seq)
     out["env_steps"] = steps

@@ -22,7 +22,7 @@ import crl
 from crl.cli import main
 from crl.data.offline import DatasetError
 from crl.data.ogbench_data import dataset_paths, env_id, is_ogbench_dataset, load_ogbench
-from crl.envs.ogbench_env import OGBenchEvaluator, make_ogbench_env
+from crl.envs.ogbench_env import OGBenchEvaluator, PortablePolicy, make_ogbench_env
 from crl.train import online
 from crl.train.checkpoint import list_checkpoints
 from crl.train.presets import ogbench_flags, preset_config
@@ -337,6 +337,31 @@ def test_lockstep_evaluation_equals_one_episode_at_a_time():
             n, done = n + 1, terminated or truncated
         env.close()
         assert (final, length) == (bool(info["success"]), n)
+
+
+def test_portable_policy_runs_in_the_workers_with_the_same_results():
+    import jax.numpy as jnp
+
+    def towards_goal(params, obs, goal):
+        return jnp.clip(params["gain"] * (goal - obs), -1, 1)
+
+    policy = PortablePolicy(towards_goal, {"gain": np.float32(3.0)})
+    queue = [(task, 100 + e) for task in (1, 4, 5) for e in range(3)]
+    with OGBenchEvaluator(env_id(NAME), 4, workers=2) as procs:
+        # the workers run the exported policy themselves; the same function called here every step gives the same
+        pipelined = procs.run_episodes(lambda o, g: policy(o, g), queue)
+        assert procs.run_episodes(policy, queue) == pipelined
+        assert len({length for _, _, length in pipelined}) > 1  # some episodes end early at the goal, some do not
+        # a policy that cannot be exported, or that a worker cannot load, is reported; the workers stay usable
+        with pytest.raises(ValueError, match="Incompatible shapes"):
+            procs.run_episodes(PortablePolicy(towards_goal, {"gain": np.ones(3, np.float32)}), queue)
+        broken = PortablePolicy(towards_goal, {"gain": np.float32(3.0)})
+        broken.export = lambda *shape: b"not an exported function"
+        with pytest.raises(RuntimeError, match="evaluation worker failed"):
+            procs.run_episodes(broken, queue)
+        assert procs.run_episodes(policy, queue) == pipelined
+    with OGBenchEvaluator(env_id(NAME), 3) as local:  # in-process: called here as a function
+        assert local.run_episodes(policy, queue) == pipelined
 
 
 def test_evaluation_workers_work_from_an_unguarded_script(tmp_path):

@@ -8,7 +8,8 @@ step; a task's success rate is the mean over its episodes and the overall metric
 Episode k of task t is seeded with ``seed + 1000 t + k``, so results do not depend on how many env copies run
 them or in which order. Here the episodes (of all tasks at once) run in lock-step over ``num_envs`` env copies
 with batched policy calls: a copy whose episode ends starts the next queued one at once, so the batch stays full
-until the queue runs out. The copies can be spread over worker processes.
+until the queue runs out. The copies can be spread over worker processes; given a :class:`PortablePolicy`, each
+worker runs the policy for its copies itself.
 """
 
 from __future__ import annotations
@@ -157,6 +158,17 @@ class EnvGroup:
 
     # A queue of episodes, run with automatic restarts: ``start`` then ``advance`` until no env is running.
 
+    def run(self, policy_blob: bytes, params, episodes):
+        """Runs ``episodes`` (as in ``start``) to the end with a policy exported by :class:`PortablePolicy`
+        (``policy_blob``, for this group's size) and its ``params``; returns the finished episodes' tuples."""
+        policy = _load_exported(policy_blob)
+        obs, goal, running, out = self.start(episodes)
+        while running.any():
+            actions = np.clip(np.asarray(policy(params, obs, goal), np.float32), -1.0, 1.0)
+            obs, goal, running, finished = self.advance(actions)
+            out += finished
+        return out
+
     def start(self, episodes):
         """Queues ``episodes`` (``(tag, task_id, seed)`` each) and starts the first ones, one per env; returns
         ``advance``'s tuple (with no finished episodes)."""
@@ -198,6 +210,70 @@ class EnvGroup:
     def close(self):
         for env in self.envs:
             env.close()
+
+
+_EXPORTED: dict = {}
+
+
+def _load_exported(blob: bytes):
+    """The jitted call of a serialized ``jax.export`` function, cached by content (so a training run's evaluations
+    compile it once).
+
+    The first call pins this worker process to one CPU (worker k to the k-th CPU of its mask, round robin) before
+    JAX starts, so XLA runs one thread, on that CPU: each worker steps its envs and runs its policy on its own core.
+    (Pinning only while JAX starts is not enough: XLA's pool threads keep the mask they were created with, and two
+    workers' policies then share one core.)"""
+    import hashlib
+
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest not in _EXPORTED:
+        if "jax" not in sys.modules and hasattr(os, "sched_setaffinity"):
+            cpus = sorted(os.sched_getaffinity(0))
+            os.sched_setaffinity(0, {cpus[int(os.environ.get("CRL_EVAL_WORKER", "0")) % len(cpus)]})
+        import jax
+
+        _EXPORTED.clear()  # one policy per evaluator at a time
+        _EXPORTED[digest] = jax.jit(jax.export.deserialize(bytearray(blob)).call)
+    return _EXPORTED[digest]
+
+
+class PortablePolicy:
+    """A deterministic policy ``fn(params, obs [n, d], goal [n, d]) -> actions [n, a]`` (a JAX function) with its
+    ``params``, that evaluation workers can run themselves.
+
+    Called as ``policy(obs, goal)`` it is the jitted ``fn`` here. ``OGBenchEvaluator(workers > 0)`` sends each
+    worker process the function exported for CPU (``jax.export``) and the parameters once per evaluation, and
+    the worker runs its share of the episodes alone (env steps and policy on one core, no round trip per step).
+    The exported function computes what the jitted one does here (on our CPU host: bit-identical actions).
+    """
+
+    def __init__(self, fn: Callable, params):
+        import jax
+
+        self.fn = fn if hasattr(fn, "lower") else jax.jit(fn)
+        self.params = params
+        self._blobs: dict = {}
+
+    def __call__(self, obs, goal):
+        return self.fn(self.params, obs, goal)
+
+    def export(self, n: int, obs_dim: int, goal_dim: int) -> bytes:
+        """``fn`` for ``n`` rows, serialized (``jax.export``, CPU); cached per shape."""
+        import jax
+
+        key = (n, obs_dim, goal_dim)
+        if key not in self._blobs:
+            spec = lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype)  # noqa: E731
+            args = (jax.tree.map(spec, self.params), jax.ShapeDtypeStruct((n, obs_dim), np.float32),
+                    jax.ShapeDtypeStruct((n, goal_dim), np.float32))
+            self._blobs[key] = bytes(jax.export.export(self.fn, platforms=["cpu"])(*args).serialize())
+        return self._blobs[key]
+
+    def host_params(self):
+        """The parameters as NumPy arrays (what is sent to the workers)."""
+        import jax
+
+        return jax.device_get(self.params)
 
 
 _WORKER_BOOT = (
@@ -245,10 +321,12 @@ class _RemoteGroup:
     the caller's ``__main__`` (as multiprocessing's spawn would) nor inherits a forked JAX runtime.
     """
 
-    def __init__(self, env_name: str, num_envs: int):
+    def __init__(self, env_name: str, num_envs: int, index: int = 0):
         env = dict(os.environ)
+        env["CRL_EVAL_WORKER"] = str(index)  # which CPU the worker takes if it runs a PortablePolicy
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = "1"
+        env["JAX_PLATFORMS"] = "cpu"  # a PortablePolicy runs on the worker's CPU, also when training uses a GPU
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _WORKER_BOOT, os.path.abspath(__file__), env_name, str(num_envs)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
@@ -340,9 +418,10 @@ class OGBenchEvaluator:
 
     With ``workers = 0`` all copies live in this process and ``policy_fn(obs [n, obs_dim], goal [n, obs_dim]) ->
     actions [n, act_dim]`` is always called with ``n = num_envs`` (copies with no episode left get their last
-    observation), so a jitted policy compiles once. With ``workers > 0`` the copies are split into that many groups, each in its own
-    process; the policy is called per group (``n`` = the group's size) and pipelined: it computes one group's
-    actions while the other groups' processes step their envs.
+    observation), so a jitted policy compiles once. With ``workers > 0`` the copies are split into that many groups,
+    each in its own process. A :class:`PortablePolicy` is then sent to the workers, and each runs its share of the
+    episodes alone (env steps and policy on its own CPU). Any other callable is called here per group (``n`` = the
+    group's size), pipelined: it computes one group's actions while the other groups' processes step their envs.
     """
 
     def __init__(self, env_name: str, num_envs: int, workers: int = 0):
@@ -360,10 +439,11 @@ class OGBenchEvaluator:
         n_groups = max(1, min(workers, num_envs))
         bounds = np.linspace(0, num_envs, n_groups + 1).round().astype(int)
         self.slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.remote = workers > 0
         if workers == 0:
             self.groups = [_LocalGroup(env_name, num_envs)]
         else:
-            self.groups = [_RemoteGroup(env_name, s.stop - s.start) for s in self.slices]
+            self.groups = [_RemoteGroup(env_name, s.stop - s.start, k) for k, s in enumerate(self.slices)]
             try:
                 for g in self.groups:
                     g.result()
@@ -381,6 +461,9 @@ class OGBenchEvaluator:
         for j, (task_id, seed) in enumerate(episodes):
             shares[deal[j % len(deal)]].append((j, int(task_id), int(seed) % 2**32))
         results = [None] * len(episodes)
+        if isinstance(policy_fn, PortablePolicy) and self.remote:
+            self._run_in_workers(policy_fn, shares, results)
+            return results
         runs = [r for r in (_GroupRun(g, share) for g, share in zip(self.groups, shares)) if r.active]
         try:
             # Pipelined: while one group's worker steps its envs, the policy runs for the next group's.
@@ -398,6 +481,24 @@ class OGBenchEvaluator:
                 r.drain()
             raise
         return results
+
+    def _run_in_workers(self, policy: PortablePolicy, shares, results) -> None:
+        """Each worker runs its share with the exported policy; the results come back once, at the end."""
+        params = policy.host_params()
+        busy = []
+        for g, s, share in zip(self.groups, self.slices, shares):
+            if share:
+                g.send("run", policy.export(s.stop - s.start, self.obs_dim, self.obs_dim), params, share)
+                busy.append(g)
+        error = None
+        for g in busy:  # read every reply, so that no worker is left with an unread one
+            try:
+                for tag, final, any_, length in g.result():
+                    results[tag] = (final, any_, length)
+            except Exception as e:
+                error = error or e
+        if error is not None:
+            raise error
 
     @staticmethod
     def _summary(results) -> dict[str, float]:

@@ -17,7 +17,7 @@ from typing import Any
 import jax
 
 from crl.data.ogbench_data import check_supported, env_id, load_ogbench
-from crl.envs.ogbench_env import NUM_TASKS, OGBenchEvaluator, env_dims
+from crl.envs.ogbench_env import NUM_TASKS, OGBenchEvaluator, PortablePolicy, env_dims
 from crl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from crl.train.io import write_json_atomic
 from crl.train.logger import RunLogger, WandbSettings, truncate_eval_csv
@@ -92,7 +92,7 @@ def train_offline(cfg: TrainConfig, resume: bool = False, stop_after_updates: in
     def run_eval():
         nonlocal last_eval
         t0 = time.perf_counter()
-        policy = lambda o, g: learner.policy(state.actor, o, g, key, deterministic=True)  # noqa: E731
+        policy = PortablePolicy(learner.eval_policy, state.actor)
         result = evaluator.evaluate(policy, cfg.eval_episodes, eval_seed(cfg, prog.updates))
         if val is not None:
             vm = learner.metrics_call(state, val.traj, jax.random.fold_in(key, prog.updates))

@@ -207,7 +207,8 @@ class Learner:
 
     ``train_call(state, traj, key, k)`` runs k updates (k static: each distinct k compiles once) and returns the
     new state and the mean metrics; ``metrics_call(state, traj, key)`` the metrics of one update on a batch of
-    ``traj`` without changing the state (validation); ``policy(actor_params, obs, goal, key, deterministic)``.
+    ``traj`` without changing the state (validation); ``policy(actor_params, obs, goal, key, deterministic)``;
+    ``eval_policy(actor_params, obs, goal)``, the deterministic action.
     """
 
     def __init__(self, cfg: TrainConfig, spec: EnvSpec):
@@ -236,6 +237,8 @@ class Learner:
         self.metrics_call = jax.jit(metrics_call)
         policy = self.acfg.policy
         self.policy = jax.jit(partial(common.act, self.actor, policy), static_argnames="deterministic")
+        # (actor_params, obs, goal) -> the deterministic action: what evaluation runs (see PortablePolicy)
+        self.eval_policy = jax.jit(partial(common.act, self.actor, policy, key=None, deterministic=True))
 
     def train_call(self, state, traj, key, k: int | None = None):
         """``k`` updates (default ``updates_per_call``) in one jitted call; returns ``(state, mean metrics)``."""

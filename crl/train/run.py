@@ -76,12 +76,12 @@ class Run:
             raise ValueError(f"episodes must be > 0, got {n}")
         if is_offline(self.config):
             from crl.data.ogbench_data import env_id
-            from crl.envs.ogbench_env import NUM_TASKS, OGBenchEvaluator
+            from crl.envs.ogbench_env import NUM_TASKS, OGBenchEvaluator, PortablePolicy
 
             evaluator = OGBenchEvaluator(env_id(self.config.env), min(NUM_TASKS * n, self.config.eval_envs),
                                          workers=self.config.eval_workers)
             try:
-                return evaluator.evaluate(lambda o, g: self.policy(o, g), n, seed)
+                return evaluator.evaluate(PortablePolicy(self.learner.eval_policy, self.state.actor), n, seed)
             finally:
                 evaluator.close()
         env = make_vec_env(self.config.env, n, seed=seed)
