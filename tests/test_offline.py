@@ -418,7 +418,8 @@ def test_offline_run_directory(tmp_path, data_dir, agent):
 
 def test_offline_resume_continues_identically(tmp_path, data_dir):
     straight = online.train(small(data_dir, tmp_path / "a"))
-    cfg = small(data_dir, tmp_path / "b")
+    # the resumed run also evaluates in 2 worker processes (each runs the exported policy): the same rows
+    cfg = small(data_dir, tmp_path / "b", eval_workers=2)
     online.train(cfg, stop_after_env_steps=20)
     assert [int(r["updates"]) for r in _eval_rows(tmp_path / "b")] == [20]
     _assert_same_run(tmp_path / "a", straight, tmp_path / "b", online.train(cfg, resume=True))
