@@ -94,7 +94,7 @@ class TrainConfig:
     eval_envs: int = 50
     """Offline: OGBench env copies stepped in lock-step during evaluation (each starts a new episode when one ends)."""
     eval_workers: int = 2
-    """Offline: processes that step the evaluation env copies (0 = all in the training process)."""
+    """Offline: processes that step the evaluation env copies and run the policy for them (0 = all in this process)."""
     checkpoints_kept: int = 2
     """How many checkpoints to keep in run_dir/checkpoints."""
     log_every: int = 1_000
