@@ -22,7 +22,7 @@ import crl
 from crl.cli import main
 from crl.data.offline import DatasetError
 from crl.data.ogbench_data import dataset_paths, env_id, is_ogbench_dataset, load_ogbench
-from crl.envs.ogbench_env import OGBenchEvaluator, PortablePolicy, make_ogbench_env
+from crl.envs.ogbench_env import OGBenchEvaluator, PortablePolicy, make_ogbench_env, policy_rows
 from crl.train import online
 from crl.train.checkpoint import list_checkpoints
 from crl.train.presets import ogbench_flags, preset_config
@@ -339,6 +339,12 @@ def test_lockstep_evaluation_equals_one_episode_at_a_time():
         assert (final, length) == (bool(info["success"]), n)
 
 
+def test_policy_rows_are_the_running_copies_rounded_up_to_a_power_of_two():
+    assert [policy_rows(live, 125) for live in (1, 2, 3, 5, 33, 64, 65, 125)] == [1, 2, 4, 8, 64, 64, 125, 125]
+    assert [policy_rows(live, 125, 33) for live in (1, 20, 33, 40, 100)] == [33, 33, 64, 64, 125]
+    assert [policy_rows(live, 25, 33) for live in (1, 25)] == [25, 25]  # never more rows than copies
+
+
 def test_portable_policy_runs_in_the_workers_with_the_same_results():
     import jax.numpy as jnp
 
@@ -352,6 +358,9 @@ def test_portable_policy_runs_in_the_workers_with_the_same_results():
         pipelined = procs.run_episodes(lambda o, g: policy(o, g), queue)
         assert procs.run_episodes(policy, queue) == pipelined
         assert len({length for _, _, length in pipelined}) > 1  # some episodes end early at the goal, some do not
+        # the workers run the policy on their running copies only (1 or 2 rows here): the same episodes
+        procs.min_policy_batch = 1
+        assert procs.run_episodes(policy, queue) == pipelined
         # a policy that cannot be exported, or that a worker cannot load, is reported; the workers stay usable
         with pytest.raises(ValueError, match="Incompatible shapes"):
             procs.run_episodes(PortablePolicy(towards_goal, {"gain": np.ones(3, np.float32)}), queue)

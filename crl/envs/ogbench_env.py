@@ -97,6 +97,12 @@ def env_dims(env_name: str) -> tuple[int, int]:
     return dims
 
 
+def policy_rows(live: int, n: int, min_batch: int = 1) -> int:
+    """The batch a worker runs its policy on when ``live`` of its ``n`` env copies are running: ``live`` rounded
+    up to a power of two, at least ``min_batch``, at most ``n`` (a few shapes, so few compilations)."""
+    return min(n, max(min_batch, 1 << max(live - 1, 0).bit_length()))
+
+
 class EnvGroup:
     """Env copies in this process, addressed by local index.
 
@@ -158,13 +164,23 @@ class EnvGroup:
 
     # A queue of episodes, run with automatic restarts: ``start`` then ``advance`` until no env is running.
 
-    def run(self, policy_blob: bytes, params, episodes):
+    def run(self, policy_blob: bytes, params, episodes, min_batch: int = 1):
         """Runs ``episodes`` (as in ``start``) to the end with a policy exported by :class:`PortablePolicy`
-        (``policy_blob``, for this group's size) and its ``params``; returns the finished episodes' tuples."""
+        (``policy_blob``) and its ``params``; returns the finished episodes' tuples.
+
+        The policy sees only the rows of envs still running, padded to a batch of ``policy_rows(live, n,
+        min_batch)`` rows: when most episodes have ended, it no longer computes actions for idle copies."""
         policy = _load_exported(policy_blob)
+        import jax
+
+        params = jax.device_put(params)  # once, not on every call
         obs, goal, running, out = self.start(episodes)
+        actions = np.zeros((len(self.envs),) + self.envs[0].action_space.shape, np.float32) if self.envs else None
         while running.any():
-            actions = np.clip(np.asarray(policy(params, obs, goal), np.float32), -1.0, 1.0)
+            live = np.flatnonzero(running)
+            rows = np.resize(live, policy_rows(live.size, running.size, min_batch))  # padded with live rows
+            actions[live] = np.clip(np.asarray(policy(params, obs[rows], goal[rows]), np.float32), -1.0, 1.0)[
+                :live.size]
             obs, goal, running, finished = self.advance(actions)
             out += finished
         return out
@@ -243,8 +259,9 @@ class PortablePolicy:
 
     Called as ``policy(obs, goal)`` it is the jitted ``fn`` here. ``OGBenchEvaluator(workers > 0)`` sends each
     worker process the function exported for CPU (``jax.export``) and the parameters once per evaluation, and
-    the worker runs its share of the episodes alone (env steps and policy on one core, no round trip per step).
-    The exported function computes what the jitted one does here (on our CPU host: bit-identical actions).
+    the worker runs its share of the episodes alone (env steps and policy on one core, no round trip per step),
+    calling the policy only on its copies that are still running. The exported function computes what the jitted
+    one does here (on our CPU host: bit-identical actions).
     """
 
     def __init__(self, fn: Callable, params):
@@ -257,15 +274,17 @@ class PortablePolicy:
     def __call__(self, obs, goal):
         return self.fn(self.params, obs, goal)
 
-    def export(self, n: int, obs_dim: int, goal_dim: int) -> bytes:
-        """``fn`` for ``n`` rows, serialized (``jax.export``, CPU); cached per shape."""
+    def export(self, obs_dim: int, goal_dim: int) -> bytes:
+        """``fn`` for any number of rows (a symbolic batch dimension), serialized (``jax.export``, CPU); cached per
+        shape."""
         import jax
 
-        key = (n, obs_dim, goal_dim)
+        key = (obs_dim, goal_dim)
         if key not in self._blobs:
+            rows, = jax.export.symbolic_shape("rows")
             spec = lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype)  # noqa: E731
-            args = (jax.tree.map(spec, self.params), jax.ShapeDtypeStruct((n, obs_dim), np.float32),
-                    jax.ShapeDtypeStruct((n, goal_dim), np.float32))
+            args = (jax.tree.map(spec, self.params), jax.ShapeDtypeStruct((rows, obs_dim), np.float32),
+                    jax.ShapeDtypeStruct((rows, goal_dim), np.float32))
             self._blobs[key] = bytes(jax.export.export(self.fn, platforms=["cpu"])(*args).serialize())
         return self._blobs[key]
 
@@ -420,9 +439,16 @@ class OGBenchEvaluator:
     actions [n, act_dim]`` is always called with ``n = num_envs`` (copies with no episode left get their last
     observation), so a jitted policy compiles once. With ``workers > 0`` the copies are split into that many groups,
     each in its own process. A :class:`PortablePolicy` is then sent to the workers, and each runs its share of the
-    episodes alone (env steps and policy on its own CPU). Any other callable is called here per group (``n`` = the
-    group's size), pipelined: it computes one group's actions while the other groups' processes step their envs.
+    episodes alone (env steps and policy on its own CPU), calling the policy on the rows of its copies still running
+    (padded to a power of two, at least ``min_policy_batch`` rows). Any other callable is called here per group
+    (``n`` = the group's size), pipelined: it computes one group's actions while the other groups' processes step
+    their envs.
     """
+
+    # The smallest batch the workers run a PortablePolicy on. On our CPU host XLA computes a row of the actor
+    # bit-identically in every batch of 33 rows or more (smaller batches differ in the last bits), so with this
+    # floor the in-worker results equal the pipelined ones, which run the policy on whole groups.
+    min_policy_batch = 33
 
     def __init__(self, env_name: str, num_envs: int, workers: int = 0):
         if num_envs <= 0:
@@ -488,7 +514,7 @@ class OGBenchEvaluator:
         busy = []
         for g, s, share in zip(self.groups, self.slices, shares):
             if share:
-                g.send("run", policy.export(s.stop - s.start, self.obs_dim, self.obs_dim), params, share)
+                g.send("run", policy.export(self.obs_dim, self.obs_dim), params, share, self.min_policy_batch)
                 busy.append(g)
         error = None
         for g in busy:  # read every reply, so that no worker is left with an unread one
