@@ -179,8 +179,8 @@ class EnvGroup:
         while running.any():
             live = np.flatnonzero(running)
             rows = np.resize(live, policy_rows(live.size, running.size, min_batch))  # padded with live rows
-            actions[live] = np.clip(np.asarray(policy(params, obs[rows], goal[rows]), np.float32), -1.0, 1.0)[
-                :live.size]
+            batch = np.asarray(policy(params, obs[rows], goal[rows]), np.float32)
+            actions[live] = np.clip(batch[:live.size], -1.0, 1.0)
             obs, goal, running, finished = self.advance(actions)
             out += finished
         return out
@@ -512,7 +512,7 @@ class OGBenchEvaluator:
         """Each worker runs its share with the exported policy; the results come back once, at the end."""
         params = policy.host_params()
         busy = []
-        for g, s, share in zip(self.groups, self.slices, shares):
+        for g, share in zip(self.groups, shares):
             if share:
                 g.send("run", policy.export(self.obs_dim, self.obs_dim), params, share, self.min_policy_batch)
                 busy.append(g)
