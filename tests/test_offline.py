@@ -339,6 +339,43 @@ def test_lockstep_evaluation_equals_one_episode_at_a_time():
         assert (final, length) == (bool(info["success"]), n)
 
 
+def test_point_maze_fast_step_is_ogbench_step():
+    """EnvGroup steps plain point mazes itself (_step_points): observations, success and done equal, bit for bit,
+    those of OGBench's own step, through wall contacts, goals reached and resets; teleport mazes keep OGBench's."""
+    from crl.envs.ogbench_env import EnvGroup
+
+    fast, slow = EnvGroup("pointmaze-medium-v0", 3), EnvGroup("pointmaze-medium-v0", 3)
+    assert fast.points
+    slow.points = False
+    rng = np.random.default_rng(0)
+    seeds = iter(range(100, 10_000))
+    idx, successes, blocked, free = np.arange(3), 0, 0, 0
+    for group in (fast, slow):
+        group.reset(idx, [1, 2, 3], 2)
+    obs, goal = fast.reset(idx, [1, 2, 3], 2)
+    for _ in range(600):
+        actions = rng.uniform(-1, 1, (3, 2)).astype(np.float32)
+        actions[1] = np.clip(3.0 * (goal[1] - obs[1]), -1, 1)  # heads for its goal: reaches it, or a wall
+        o_fast, d_fast, s_fast = fast.step(idx, actions)
+        o_slow, d_slow, s_slow = slow.step(idx, actions)
+        np.testing.assert_array_equal(o_fast, o_slow)
+        np.testing.assert_array_equal(d_fast, d_slow)
+        np.testing.assert_array_equal(s_fast, s_slow)
+        successes += s_fast.sum()
+        moved, commanded = np.linalg.norm(o_fast - obs, axis=1), 0.2 * np.linalg.norm(actions, axis=1)
+        blocked += ((commanded > 0.1) & (moved < 0.5 * commanded)).sum()
+        free += ((commanded > 0.1) & (np.abs(moved - commanded) < 0.01)).sum()
+        obs = o_fast
+        for i in np.flatnonzero(d_fast):
+            seed, task = next(seeds), int(rng.integers(1, 6))
+            (obs[i],), (goal[i],) = fast.reset([i], [seed], task)
+            slow.reset([i], [seed], task)
+    assert successes > 0 and blocked > 0 and free > 0  # goals reached, steps stopped by walls, free steps
+    assert not EnvGroup("pointmaze-teleport-v0", 1).points
+    for group in (fast, slow):
+        group.close()
+
+
 def test_policy_rows_are_the_running_copies_rounded_up_to_a_power_of_two():
     assert [policy_rows(live, 125) for live in (1, 2, 3, 5, 33, 64, 65, 125)] == [1, 2, 4, 8, 64, 64, 125, 125]
     assert [policy_rows(live, 125, 33) for live in (1, 20, 33, 40, 100)] == [33, 33, 64, 64, 125]
