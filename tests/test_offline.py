@@ -434,6 +434,48 @@ def test_evaluation_workers_work_from_an_unguarded_script(tmp_path):
             g.close()
 
 
+def test_state_envs_run_where_no_gl_library_loads(tmp_path):
+    # A machine without libEGL/libOSMesa (a CUDA container, say): forcing MUJOCO_GL=egl would make `import mujoco`
+    # fail; a state-only OGBench env must still run, and a rendering env must say what to install.
+    script = (
+        "import os, numpy as np\n"
+        "import crl.envs.task as task\n"
+        "task._loadable = lambda library: False\n"
+        "from crl.envs.ogbench_env import make_ogbench_env\n"
+        f"env = make_ogbench_env({env_id(NAME)!r})\n"
+        "obs, info = env.reset(seed=0)\n"
+        "obs, *_ = env.step(np.zeros(2, np.float32))\n"
+        "print('BACKEND', os.environ['MUJOCO_GL'], obs.shape)\n"
+        "os.environ.pop('MUJOCO_GL')\n"
+        "try:\n"
+        "    task.headless_gl(need_render=True)\n"
+        "except task.MissingPackageError as e:\n"
+        "    print('RENDER', e)\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MUJOCO_GL"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "BACKEND disable (2,)" in out.stdout
+    assert "RENDER rendering needs EGL or OSMesa" in out.stdout and "libegl1" in out.stdout
+
+
+def test_headless_gl_keeps_the_users_choice_and_prefers_egl(monkeypatch):
+    import os
+
+    from crl.envs import task
+
+    loadable = task._loadable
+    assert not loadable("libcertainly-not-a-library.so.9")
+    monkeypatch.setattr(os, "environ", {"MUJOCO_GL": "osmesa"})
+    assert task.headless_gl(need_render=True) == "osmesa"
+    monkeypatch.setattr(os, "environ", {})
+    monkeypatch.setattr(task, "_loadable", lambda library: library.startswith("libOSMesa"))
+    assert task.headless_gl(need_render=True) == "osmesa" and os.environ["MUJOCO_GL"] == "osmesa"
+    monkeypatch.setattr(os, "environ", {})
+    monkeypatch.setattr(task, "_loadable", lambda library: True)
+    assert task.headless_gl(need_render=False) == "egl" and os.environ["MUJOCO_GL"] == "egl"
+
+
 # ----------------------------------------------------------------------------- the offline loop
 
 

@@ -17,8 +17,8 @@ putting the scene in the goal state (the paper's method), then the episode is re
   paper, with the paper's goal-image and start procedures (`SawyerPushImage`, `SawyerBinImage`).
 
 MuJoCo renders headless through EGL (``MUJOCO_GL=egl``, set when a camera is made unless the user chose a backend;
-``osmesa`` also works; if mujoco was already imported without a backend it would use GLFW, which needs a display,
-so the camera switches it to EGL) with shadows and reflections off, which is about 10x faster than the default flags at this size.
+OSMesa where only libOSMesa loads; if mujoco was already imported without a backend it would use GLFW, which needs a
+display, so the camera switches it to EGL) with shadows and reflections off, which is about 10x faster than the default flags at this size.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 
 from crl.envs.base import VecGoalEnv
 from crl.envs.point_maze import PointMaze
-from crl.envs.task import GoalTask, distance, require
+from crl.envs.task import GoalTask, distance, headless_gl, require
 
 IMAGE_SHAPE = (64, 64, 3)
 IMAGE_DIM = int(np.prod(IMAGE_SHAPE))
@@ -43,9 +43,9 @@ class Camera:
                  fixed: str | None = None, bottom_up: bool = False):
         """A free camera at (lookat, distance, azimuth, elevation), or the model's camera named `fixed`;
         `bottom_up` returns the rows in OpenGL's bottom-to-top order (what mujoco-py's offscreen render gave)."""
-        # Headless rendering: EGL unless the user chose a backend (MUJOCO_GL=osmesa also works). Set here, not at
-        # import, so that state-only envs never load an OpenGL library.
-        os.environ.setdefault("MUJOCO_GL", "egl")
+        # Headless rendering: EGL, else OSMesa, unless the user chose a backend. Set here, not at import, so that
+        # state-only envs never load an OpenGL library.
+        headless_gl(need_render=True)
         mujoco = require("mujoco", "robotics")
         from mujoco import gl_context
 

@@ -27,8 +27,11 @@ import numpy as np
 NUM_TASKS = 5
 
 
-def _import_ogbench():
-    os.environ.setdefault("MUJOCO_GL", "egl")  # headless; OGBench's manipulation envs build a renderer
+def _import_ogbench(env_name: str = ""):
+    from crl.envs.task import headless_gl
+
+    # Headless; only the pixel-based (visual-*) envs render, so the others run where no GL library loads.
+    headless_gl(need_render=env_name.startswith("visual-"))
     try:
         import ogbench  # noqa: F401  (registers the envs with gymnasium)
     except ImportError as e:
@@ -39,7 +42,7 @@ def make_ogbench_env(env_name: str):
     """One OGBench env (gymnasium, with its time limit), e.g. ``make_ogbench_env('pointmaze-medium-v0')``.
 
     ``reset(seed=s)`` determines the episode, also in the manipulation envs (see ``_seedable_action_space``)."""
-    _import_ogbench()
+    _import_ogbench(env_name)
     import gymnasium
 
     try:

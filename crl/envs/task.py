@@ -39,6 +39,44 @@ def require(module: str, extra: str):
         ) from None
 
 
+_GL_LIBRARIES = (("egl", ("libEGL.so.1", "libEGL.so")), ("osmesa", ("libOSMesa.so.8", "libOSMesa.so.6", "libOSMesa.so")))
+
+
+def _loadable(library: str) -> bool:
+    import ctypes
+
+    try:
+        ctypes.CDLL(library)
+    except OSError:
+        return False
+    return True
+
+
+def headless_gl(need_render: bool) -> str:
+    """Sets ``MUJOCO_GL`` before mujoco is imported, unless the user chose a backend, and returns the backend.
+
+    EGL where libEGL loads, else OSMesa where libOSMesa loads. With neither (a GPU container without the GL
+    libraries, say) state-only envs get ``disable``, which imports mujoco without an OpenGL library; forcing
+    ``egl`` there would make ``import mujoco`` itself fail. An env that renders raises a message saying what to
+    install.
+    """
+    import os
+
+    chosen = os.environ.get("MUJOCO_GL")
+    if chosen is not None:
+        return chosen
+    for backend, libraries in _GL_LIBRARIES:
+        if any(_loadable(library) for library in libraries):
+            os.environ["MUJOCO_GL"] = backend
+            return backend
+    if need_render:
+        raise MissingPackageError(
+            "rendering needs EGL or OSMesa and neither library loads: install one (Debian: apt install libegl1, "
+            "or libosmesa6) or set MUJOCO_GL to a backend that works here")
+    os.environ["MUJOCO_GL"] = "disable"
+    return "disable"
+
+
 class GoalTask(GoalLayout, abc.ABC):
     """One goal-conditioned task instance.
 
