@@ -243,6 +243,14 @@ def test_python_api_policy_and_critic(tmp_path):
     assert run.summary["env_steps"] == 1200
     result = run.evaluate(episodes=10)
     assert 0.0 <= result["success"] <= 1.0
+    # An earlier checkpoint by its step: its own parameters, and a precise error for a step that was not kept.
+    steps = [int(p.stem.removeprefix("ckpt_")) for p in list_checkpoints(tmp_path / "run")]
+    assert len(steps) >= 2 and steps[-1] == run.env_steps
+    early = crl.load_run(tmp_path / "run", step=steps[0])
+    assert early.env_steps == steps[0]
+    assert not np.allclose(early.policy(obs, goal), action)
+    with pytest.raises(FileNotFoundError, match=f"no checkpoint at step 123 \\(kept: {steps[0]}, "):
+        crl.load_run(tmp_path / "run", step=123)
 
 
 def test_cli_train_eval_and_resume(tmp_path, capsys):

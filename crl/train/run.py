@@ -14,7 +14,7 @@ import numpy as np
 from crl.agents import crl as crl_agent
 from crl.agents import td3 as td3_agent
 from crl.envs import make_vec_env
-from crl.train.checkpoint import latest_checkpoint, load_checkpoint
+from crl.train.checkpoint import checkpoint_path, latest_checkpoint, list_checkpoints, load_checkpoint
 from crl.train.io import read_json
 from crl.train.online import Learner, TrainConfig, env_spec, evaluate, is_offline, load_config
 from crl.types import EnvSpec
@@ -107,13 +107,20 @@ def run_spec(cfg: TrainConfig) -> EnvSpec:
     return env_spec(make_vec_env(cfg.env, 1))
 
 
-def load_run(run_dir: str | Path) -> Run:
-    """Loads a run directory (config.json + newest valid checkpoint)."""
+def load_run(run_dir: str | Path, step: int | None = None) -> Run:
+    """Loads a run directory: config.json and its newest valid checkpoint, or the checkpoint written at ``step``
+    (env steps; offline runs: updates), e.g. the one an ``eval.csv`` row was evaluated with."""
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
     if latest_checkpoint(run_dir) is None:
         raise FileNotFoundError(f"{run_dir} has no checkpoint")
+    source: Path = run_dir
+    if step is not None:
+        source = checkpoint_path(run_dir, step)
+        if not source.exists():
+            kept = ", ".join(p.stem.removeprefix("ckpt_").lstrip("0") or "0" for p in list_checkpoints(run_dir))
+            raise FileNotFoundError(f"{run_dir} has no checkpoint at step {step} (kept: {kept})")
     learner = Learner(cfg, run_spec(cfg))
     template = (learner.init(jax.random.key(0)), jax.random.key(0))
-    step, (state, _), _ = load_checkpoint(run_dir, template)
+    step, (state, _), _ = load_checkpoint(source, template)
     return Run(run_dir, cfg, state, step, learner)
