@@ -15,6 +15,7 @@ import jax.numpy as jnp
 ENERGIES = ("dot", "scaled_dot", "l2", "l2sq", "cosine")
 CONTRASTIVE_LOSSES = (
     "binary_nce",
+    "balanced_nce",
     "infonce_forward",
     "infonce_backward",
     "infonce_symmetric",
@@ -111,6 +112,19 @@ def binary_nce(logits: jax.Array) -> jax.Array:
     return (jnp.sum(jax.nn.softplus(logits)) - jnp.trace(logits)) / logits.size
 
 
+def balanced_nce(logits: jax.Array) -> jax.Array:
+    """Balanced binary NCE (Stable CRL): per row, ``BCE(L_ii, 1) + mean_{j != i} BCE(L_ij, 0)``; mean over rows.
+
+    The same terms as :func:`binary_nce`, but each row's positive weighs as much as its B - 1 negatives together
+    (weights 1 and 1 / (B - 1)) instead of 1 : (B - 1). Needs B >= 2. Scalar.
+    """
+    b = logits.shape[0]
+    diag = jnp.diagonal(logits)
+    pos = jnp.sum(jax.nn.softplus(-diag))  # BCE(x, 1) = softplus(-x)
+    neg = jnp.sum(jax.nn.softplus(logits)) - jnp.sum(jax.nn.softplus(diag))  # BCE(x, 0) = softplus(x), off-diagonal
+    return (pos + neg / (b - 1)) / b
+
+
 def infonce_forward(logits: jax.Array) -> jax.Array:
     """Forward InfoNCE (softmax over goals per row): ``mean_i [-L_ii + lse_j L_ij]``. Scalar."""
     return jnp.mean(jax.nn.logsumexp(logits, axis=1) - jnp.diagonal(logits))
@@ -139,6 +153,8 @@ def contrastive_loss(logits: jax.Array, kind: str, lse_coef: float = 0.0) -> jax
     """
     if kind == "binary_nce":
         loss = binary_nce(logits)
+    elif kind == "balanced_nce":
+        loss = balanced_nce(logits)
     elif kind == "infonce_forward":
         loss = infonce_forward(logits)
     elif kind == "infonce_backward":

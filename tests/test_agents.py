@@ -143,6 +143,7 @@ def test_tanh_gaussian_actor_log_std_floor_and_ceiling():
 # Each loss once and each energy at least once (a full cross product costs ~35 compiles).
 SWEEP = [
     ("binary_nce", "dot"),
+    ("balanced_nce", "dot"),
     ("infonce_forward", "scaled_dot"),
     ("infonce_backward", "l2"),
     ("infonce_symmetric", "l2sq"),

@@ -68,6 +68,12 @@ def ref_binary_nce(m):
     return sum(bce(m[i][j], 1.0 if i == j else 0.0) for i in range(b) for j in range(b)) / b**2
 
 
+def ref_balanced_nce(m):
+    b = len(m)
+    per_row = [bce(m[i][i], 1.0) + sum(bce(m[i][j], 0.0) for j in range(b) if j != i) / (b - 1) for i in range(b)]
+    return sum(per_row) / b
+
+
 def ref_forward(m):
     return sum(-m[i][i] + lse(rows(m)[i]) for i in range(len(m))) / len(m)
 
@@ -216,6 +222,23 @@ def test_binary_nce_stable_for_large_logits():
 
 
 @pytest.mark.parametrize("m", [LOGITS3, LOGITS4])
+def test_balanced_nce(m):
+    np.testing.assert_allclose(float(losses.balanced_nce(arr(m))), ref_balanced_nce(m), **TOL)
+
+
+def test_balanced_nce_weighs_positive_as_all_negatives():
+    # all-zero logits: per row BCE(0, 1) + mean of B-1 BCE(0, 0) = 2 log 2, whatever B (binary NCE gives log 2)
+    for b in (2, 4, 16):
+        np.testing.assert_allclose(float(losses.balanced_nce(jnp.zeros((b, b)))), 2 * math.log(2.0), **TOL)
+    # a wrong negative costs 1/(B-1) of a wrong positive: 4x4, one off-diagonal entry at +100 vs one diagonal at -100
+    neg_wrong = jnp.zeros((4, 4)).at[0, 1].set(100.0)
+    pos_wrong = jnp.zeros((4, 4)).at[0, 0].set(-100.0)
+    base = 2 * math.log(2.0)
+    np.testing.assert_allclose(float(losses.balanced_nce(neg_wrong)) - base, (100.0 - math.log(2.0)) / 3 / 4, rtol=1e-4)
+    np.testing.assert_allclose(float(losses.balanced_nce(pos_wrong)) - base, (100.0 - math.log(2.0)) / 4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("m", [LOGITS3, LOGITS4])
 def test_infonce(m):
     np.testing.assert_allclose(float(losses.infonce_forward(arr(m))), ref_forward(m), **TOL)
     np.testing.assert_allclose(float(losses.infonce_backward(arr(m))), ref_backward(m), **TOL)
@@ -240,6 +263,7 @@ def test_contrastive_loss_dispatch():
     m = LOGITS4
     refs = {
         "binary_nce": ref_binary_nce(m),
+        "balanced_nce": ref_balanced_nce(m),
         "infonce_forward": ref_forward(m),
         "infonce_backward": ref_backward(m),
         "infonce_symmetric": 0.5 * (ref_forward(m) + ref_backward(m)),

@@ -58,7 +58,8 @@ class CRLConfig:
     energy: str = "dot"
     """Critic energy: dot, scaled_dot (dot/sqrt(d)), l2 (-||phi-psi||), l2sq, cosine (learned temperature)."""
     loss: str = "binary_nce"
-    """Critic loss: binary_nce, infonce_forward, infonce_backward, infonce_symmetric, cpc, c_learning, nce_c_learning."""
+    """Critic loss: binary_nce, balanced_nce (positive and negatives weighted 1 : 1 per row), infonce_forward,
+    infonce_backward, infonce_symmetric, cpc, c_learning, nce_c_learning."""
     lse_coef: float = 0.0
     """Coefficient of the logsumexp^2 penalty added to a contrastive loss."""
     twin_critics: bool = False
