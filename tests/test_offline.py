@@ -510,7 +510,9 @@ def test_offline_resume_continues_identically(tmp_path, data_dir):
     cfg = small(data_dir, tmp_path / "b", eval_workers=2)
     online.train(cfg, stop_after_env_steps=20)
     assert [int(r["updates"]) for r in _eval_rows(tmp_path / "b")] == [20]
-    _assert_same_run(tmp_path / "a", straight, tmp_path / "b", online.train(cfg, resume=True))
+    resumed = online.train(cfg, resume=True)
+    _assert_same_run(tmp_path / "a", straight, tmp_path / "b", resumed)
+    assert [m["from"] for m in resumed["machines"]] == [{"updates": 0}, {"updates": 20}]  # both segments recorded
 
 
 def test_offline_checkpoint_every_resumes_identically(tmp_path, data_dir, interrupt_train_call):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 import crl
+from crl import runtime
 from crl.agents import AGENTS, AgentDef
 from crl.cli import main
 from crl.envs import make_vec_env
@@ -105,6 +107,44 @@ def test_resume_continues_identically(tmp_path):
         }
     for x, y in zip(final_params(tmp_path / "full"), final_params(tmp_path / "cut")):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_runs_record_their_machines_and_warn_when_resumed_on_another(tmp_path, capsys, monkeypatch):
+    """summary.json lists the machine of every segment of a run (kept in the checkpoints); a resume on a machine that
+    computes differently (here: another XLA:CPU thread count) says so on stderr, a resume on the same one does not."""
+    cfg = tiny(tmp_path, "run", steps=2000)
+    first = online.train(cfg, stop_after_env_steps=800)
+    here = runtime.machine_info()
+    assert [m["from"] for m in first["machines"]] == [{"env_steps": 0, "updates": 0}]
+    assert {k: v for k, v in first["machines"][0].items() if k != "from"} == here
+    capsys.readouterr()
+    second = online.train(cfg, resume=True, stop_after_env_steps=1600)
+    assert "warning" not in capsys.readouterr().err
+    assert [m["from"]["env_steps"] for m in second["machines"]] == [0, 800]
+    other = {**here, "cpu_threads": here["cpu_threads"] + 7}
+    monkeypatch.setattr(online, "machine_info", lambda: other)
+    third = online.train(cfg, resume=True)
+    err = capsys.readouterr().err
+    assert "crl: warning:" in err and f"cpu_threads {here['cpu_threads']} -> {here['cpu_threads'] + 7}" in err
+    assert [m["from"]["env_steps"] for m in third["machines"]] == [0, 800, 1600]
+    assert third["machines"][-1]["cpu_threads"] == here["cpu_threads"] + 7
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["machines"] == third["machines"]
+
+
+def test_numerics_differences():
+    base = {"backend": "cpu", "device_kind": "cpu", "devices": 1, "cpu": "X", "cpu_threads": 2, "jax": "0.10.2",
+            "jaxlib": "0.10.2", "python": "3.11.7"}
+    assert runtime.numerics_differences(base, {**base, "python": "3.12.0"}) == []  # python does not compute
+    assert runtime.numerics_differences(base, {**base, "cpu_threads": 1, "cpu": "Y"}) == [
+        "cpu 'X' -> 'Y'", "cpu_threads 2 -> 1"]
+    assert runtime.numerics_differences(base, {**base, "jaxlib": "0.10.3"}) == ["jaxlib '0.10.2' -> '0.10.3'"]
+    gpu = {**base, "backend": "gpu", "device_kind": "NVIDIA H100"}
+    assert runtime.numerics_differences(gpu, {**gpu, "cpu_threads": 16, "cpu": "Y"}) == []  # host CPU: no math
+    assert runtime.numerics_differences({"cpu_threads": 2}, base) == []  # only fields the record has
+    assert runtime.numerics_differences(base, gpu) == ["backend 'cpu' -> 'gpu'", "device_kind 'cpu' -> 'NVIDIA H100'"]
+    info = runtime.machine_info()
+    assert info["backend"] == "cpu" and info["jax"] == jax.__version__
+    assert info["cpu_threads"] == len(os.sched_getaffinity(0))
 
 
 def test_ctrl_c_keeps_last_checkpoint_and_resumes_identically(tmp_path, interrupt_train_call):

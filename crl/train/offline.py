@@ -29,6 +29,7 @@ from crl.train.online import (
     evaluate_if_due,
     finite_metrics,
     interruptible,
+    machine_history,
     prepare_run_dir,
     progress_bar,
     validate,
@@ -80,6 +81,7 @@ def train_offline(cfg: TrainConfig, resume: bool = False, stop_after_updates: in
         _, (state, key), extra = load_checkpoint(run_dir, (state, key))
         prog = OfflineProgress(**extra["progress"])
         truncate_eval_csv(run_dir, prog.updates, column="updates")
+    machines = machine_history(extra if resume else None, {"updates": prog.updates}, run_dir)
 
     evaluator = OGBenchEvaluator(env_id(cfg.env), min(cfg.eval_envs, NUM_TASKS * cfg.eval_episodes),
                                  workers=cfg.eval_workers)
@@ -108,8 +110,8 @@ def train_offline(cfg: TrainConfig, resume: bool = False, stop_after_updates: in
             bar.set_postfix(success=f"{result['success']:.2f}", refresh=False)
 
     def checkpoint():
-        save_checkpoint(run_dir, prog.updates, (state, key), {"progress": dataclasses.asdict(prog)},
-                        keep=cfg.checkpoints_kept)
+        extra = {"progress": dataclasses.asdict(prog), "machines": machines}
+        save_checkpoint(run_dir, prog.updates, (state, key), extra, keep=cfg.checkpoints_kept)
 
     with interruptible(run_dir, bar, logger, evaluator):
         stop_at = cfg.steps if stop_after_updates is None else min(cfg.steps, stop_after_updates)
@@ -147,6 +149,7 @@ def train_offline(cfg: TrainConfig, resume: bool = False, stop_after_updates: in
         "dataset_transitions": data.traj.num_transitions,
         "run_dir": str(run_dir),
         "finished": prog.updates >= cfg.steps,
+        "machines": machines,
     }
     write_json_atomic(run_dir / "summary.json", summary)
     return summary

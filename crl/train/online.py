@@ -32,6 +32,7 @@ from crl.data.ogbench_data import is_ogbench_dataset
 from crl.data.store import ACTOR_GOALS, GOAL_STYLES, EpisodeRing, GoalSampler
 from crl.envs import make_vec_env
 from crl.envs.base import VecGoalEnv
+from crl.runtime import machine_info, numerics_differences
 from crl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from crl.train.io import read_json, write_json_atomic
 from crl.train.logger import RunLogger, WandbSettings, truncate_eval_csv
@@ -348,6 +349,8 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
         host_rng.bit_generator.state = extra["host_rng"]
         prog = Progress(**extra["progress"])
         truncate_eval_csv(run_dir, prog.env_steps)
+    machines = machine_history(extra if resume else None, {"env_steps": prog.env_steps, "updates": prog.updates},
+                               run_dir)
 
     wandb = WandbSettings(cfg.wandb_project, mode=cfg.wandb_mode) if cfg.wandb_project else None
     logger = RunLogger(run_dir, use_tensorboard=cfg.tensorboard, wandb=wandb, resume=resume, config=config_to_dict(cfg))
@@ -379,6 +382,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
             "env_rng": env.rng.bit_generator.state,
             "host_rng": host_rng.bit_generator.state,
             "progress": dataclasses.asdict(prog),
+            "machines": machines,
         }
         save_checkpoint(run_dir, prog.env_steps, (state, key), extra, keep=cfg.checkpoints_kept)
 
@@ -447,9 +451,25 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after_env_steps: int | No
         "seed": cfg.seed,
         "run_dir": str(run_dir),
         "finished": prog.env_steps >= cfg.steps,
+        "machines": machines,
     }
     write_json_atomic(run_dir / "summary.json", summary)
     return summary
+
+
+def machine_history(extra: dict | None, at: dict[str, int], run_dir: Path) -> list[dict]:
+    """The machines a run has computed on, as kept in its checkpoints (``extra["machines"]``), with this process's
+    appended as a segment that starts ``at`` (e.g. ``{"updates": 0}``). When the run resumes on a machine whose
+    floating-point results can differ from the last segment's (another CPU, thread count, device or JAX version),
+    prints a warning: the run goes on, but not bit for bit as it would have on that machine."""
+    history = list((extra or {}).get("machines", []))
+    now = {"from": dict(at), **machine_info()}
+    if history:
+        diffs = numerics_differences(history[-1], now)
+        if diffs:
+            print(f"crl: warning: {run_dir} resumes on a machine that computes differently ({'; '.join(diffs)}); "
+                  "it continues, but not exactly as it would have on the machine before", file=sys.stderr)
+    return history + [now]
 
 
 def evaluate_if_due(count: int, stop_at: int, every: int, prog, t_start: float, run_eval, checkpoint) -> bool:
