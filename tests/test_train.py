@@ -111,7 +111,7 @@ def test_resume_continues_identically(tmp_path):
 
 def test_runs_record_their_machines_and_warn_when_resumed_on_another(tmp_path, capsys, monkeypatch):
     """summary.json lists the machine of every segment of a run (kept in the checkpoints); a resume on a machine that
-    computes differently (here: another XLA:CPU thread count) says so on stderr, a resume on the same one does not."""
+    can compute differently (here: another XLA:CPU thread count) says so on stderr, a resume on the same one does not."""
     cfg = tiny(tmp_path, "run", steps=2000)
     first = online.train(cfg, stop_after_env_steps=800)
     here = runtime.machine_info()

@@ -461,14 +461,14 @@ def machine_history(extra: dict | None, at: dict[str, int], run_dir: Path) -> li
     """The machines a run has computed on, as kept in its checkpoints (``extra["machines"]``), with this process's
     appended as a segment that starts ``at`` (e.g. ``{"updates": 0}``). When the run resumes on a machine whose
     floating-point results can differ from the last segment's (another CPU, thread count, device or JAX version),
-    prints a warning: the run goes on, but not bit for bit as it would have on that machine."""
+    prints a warning: the run goes on, but possibly not bit for bit as it would have on that machine."""
     history = list((extra or {}).get("machines", []))
     now = {"from": dict(at), **machine_info()}
     if history:
         diffs = numerics_differences(history[-1], now)
         if diffs:
-            print(f"crl: warning: {run_dir} resumes on a machine that computes differently ({'; '.join(diffs)}); "
-                  "it continues, but not exactly as it would have on the machine before", file=sys.stderr)
+            print(f"crl: warning: {run_dir} resumes on a different machine ({'; '.join(diffs)}); floating-point "
+                  "results can differ, so it may not continue exactly as it would have there", file=sys.stderr)
     return history + [now]
 
 
