@@ -42,7 +42,11 @@ class TrainCommand(TrainConfig):
     """Starting config: auto (OGBench dataset -> ogbench with that dataset's flags; *_image env -> paper-image; else
     paper-online), none, paper-online, paper-image, ogbench, paper-offline."""
     resume: Path | None = None
-    """Continue the run in this directory from its newest checkpoint (only --steps, --checkpoint-every may change)."""
+    """Continue the run in this directory from its newest checkpoint (only --steps, --checkpoint-every, --threads may
+    change)."""
+    threads: int | None = None
+    """CPU threads for this process (default: all cores it may use). Same seed gives the same numbers only at the same
+    thread count: resume a run with its own (summary.json `machines`) to continue it exactly."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,12 @@ def _train(argv: list[str]) -> int:
                             default=default)
     except ValueError as e:
         return _fail(str(e))
+    from crl.runtime import configure_cpu_threads
+
+    try:
+        configure_cpu_threads(args.threads)
+    except (ValueError, RuntimeError) as e:
+        return _fail(f"--threads: {e}")
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     # SIGTERM (a scheduler, `kill PID`; background jobs of a script ignore Ctrl-C's SIGINT) stops the run like
     # Ctrl-C: the last checkpoint is kept and the logs are closed.
@@ -146,10 +156,10 @@ def _train(argv: list[str]) -> int:
             cfg = online.load_config(args.resume)
             given = {a.split("=")[0] for a in argv if a.startswith("--")}
             changeable = {"--steps": "steps", "--checkpoint-every": "checkpoint_every"}  # do not change the results
-            extra_flags = given - {"--resume", "--progress", "--no-progress", *changeable}
+            extra_flags = given - {"--resume", "--progress", "--no-progress", "--threads", *changeable}
             if extra_flags:
                 got = ", ".join(sorted(extra_flags))
-                return _fail(f"--resume takes only --steps and --checkpoint-every; got {got}")
+                return _fail(f"--resume takes only --steps, --checkpoint-every and --threads; got {got}")
             changed = {name: getattr(args, name) for flag, name in changeable.items() if flag in given}
             if changed:
                 cfg = TrainConfig(**{**{f.name: getattr(cfg, f.name) for f in fields(TrainConfig)}, **changed})

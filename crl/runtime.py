@@ -28,16 +28,17 @@ def configure_cpu_threads(threads: int | None = None) -> int:
 
     XLA:CPU then starts ``threads`` worker threads. Use 1 when environment workers or other jobs share a 2-core
     machine (oversubscription hurts more than the second thread helps). ``None`` keeps the current mask.
-    Must run before JAX initialises its CPU backend; raises RuntimeError otherwise. Returns the thread count.
+    A change must come before JAX initialises its CPU backend; raises RuntimeError otherwise. Returns the thread
+    count.
     """
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
     if threads is None:
         return len(cpus)
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    if _backend_started():
-        raise RuntimeError("configure_cpu_threads must be called before the first JAX computation")
     chosen = cpus[: min(threads, len(cpus))]
+    if chosen != cpus and _backend_started():  # asking for what the process has already is always fine
+        raise RuntimeError("configure_cpu_threads must be called before the first JAX computation")
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, chosen)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

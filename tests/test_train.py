@@ -131,6 +131,28 @@ def test_runs_record_their_machines_and_warn_when_resumed_on_another(tmp_path, c
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["machines"] == third["machines"]
 
 
+def test_cli_threads_flag_sets_the_thread_count_and_resume_warns(tmp_path, capsys):
+    """`crl train --threads 1` runs XLA on one thread (recorded in summary.json); resuming it on more threads warns,
+    and `--threads` is one of the flags --resume takes."""
+    run_dir = tmp_path / "t1"
+    argv = ["--env", "point_Small", "--steps", "800", "--warmup-steps", "400", "--eval-every", "400",
+            "--eval-episodes", "5", "--updates-per-step", "0.08", "--updates-per-call", "8",
+            "--crl.batch-size", "16", "--crl.hidden-sizes", "16", "--crl.actor-hidden-sizes", "16",
+            "--no-progress", "--run-dir", str(run_dir), "--threads", "1"]  # fmt: skip
+    code = "import sys; from crl.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run([sys.executable, "-c", code, "train", *argv], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    machines = json.loads((run_dir / "summary.json").read_text())["machines"]
+    assert [m["cpu_threads"] for m in machines] == [1]
+    here = len(os.sched_getaffinity(0))  # this process: all its cores, its JAX backend already started
+    assert main(["train", "--resume", str(run_dir), "--steps", "1200", "--threads", str(here), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert ("cpu_threads 1 -> " + str(here) in err) == (here > 1)
+    assert [m["cpu_threads"] for m in json.loads((run_dir / "summary.json").read_text())["machines"]] == [1, here]
+    assert main(["train", "--resume", str(run_dir), "--steps", "1600", "--threads", "0", "--no-progress"]) == 2
+    assert "--threads: threads must be >= 1" in capsys.readouterr().err
+
+
 def test_numerics_differences():
     base = {"backend": "cpu", "device_kind": "cpu", "devices": 1, "cpu": "X", "cpu_threads": 2, "jax": "0.10.2",
             "jaxlib": "0.10.2", "python": "3.11.7"}
