@@ -25,6 +25,7 @@ import numpy as np
 
 from crl.agents.crl import PRESETS, TD_LOSSES, CRLConfig
 from crl.data.store import EpisodeRing
+from crl.runtime import cpu_model
 from crl.train.online import Learner, TrainConfig
 from crl.types import EnvSpec
 
@@ -131,6 +132,7 @@ def threads_info() -> dict[str, Any]:
     except AttributeError:  # not on Linux
         affinity = os.cpu_count()
     return {
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": affinity,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),

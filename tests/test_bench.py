@@ -24,6 +24,7 @@ KEYS = {
     "fraction_of_ceiling",
     "device",
     "jax_version",
+    "cpu",
     "cpu_affinity",
     "xla_flags",
 }
